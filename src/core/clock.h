@@ -1,0 +1,25 @@
+// Wall-clock helpers shared by the engine and the drivers. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace safemig {
+
+// "2026-11-26T02:47:16.123Z" for `when` (default: now), UTC, millisecond precision.
+std::string FormatIso8601(std::chrono::system_clock::time_point when);
+std::string NowIso8601();
+
+// "20261126024716": the version format `safemig new` writes.
+std::string NowVersionStamp();
+
+// A fresh id for one run: "20261126T024716Z-1a2b3c4d" (sortable by time, unique).
+std::string NewRunId();
+
+// "alice@build-7" from the OS user and host name; never reads secrets.
+std::string CurrentUserAtHost();
+
+// Human duration: "850 ms", "12.3 s", "4 min 05 s".
+std::string FormatDuration(std::chrono::milliseconds duration);
+
+}  // namespace safemig
