@@ -1,0 +1,519 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "config/url.h"
+#include "core/error.h"
+
+namespace safemig {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+// Keys of an environment table that people also try at the top level.
+constexpr std::array<std::string_view, 5> kEnvironmentKeys = {"url", "backups", "protected",
+                                                              "lock_timeout", "statement_timeout"};
+
+Error ConfigError(std::string message, std::string hint = {}) {
+  return {Category::kConfig, std::move(message), std::move(hint)};
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsNameStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+bool IsNameChar(char c) { return IsNameStart(c) || IsDigit(c); }
+
+// Environment names become directory names (.safemig/backups/<name>), so they must not be
+// able to climb out of it.
+bool IsValidEnvironmentName(std::string_view name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return IsNameChar(c) || c == '-'; });
+}
+
+std::string UnsetMessage(std::string_view where, std::string_view name) {
+  return std::string(where) + " uses ${" + std::string(name) + "}, which is not set";
+}
+
+std::string UnsetHint(std::string_view name) {
+  return "export " + std::string(name) + " before running safemig (write $${ for a literal ${)";
+}
+
+// The expansion, or nullopt with `*unset` naming the first unset variable; callers decide
+// whether that is fatal. Malformed references always throw. Messages quote names only,
+// never the text around them: it is often a URL with a password.
+std::optional<std::string> Expand(std::string_view text, std::string_view where,
+                                  std::string* unset) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '$') {
+      out += text[i++];
+      continue;
+    }
+    // In a run of '$' before '{', "$$" stands for one literal '$' and an odd '$' left
+    // over starts a reference: "$${X}" is the text "${X}", "$$${X}" is "$" and then X.
+    // A run not followed by '{' is copied as it is, so "pa$$word" stays unchanged.
+    size_t run_end = text.find_first_not_of('$', i);
+    if (run_end == std::string_view::npos || text[run_end] != '{') {
+      run_end = run_end == std::string_view::npos ? text.size() : run_end;
+      out.append(text.substr(i, run_end - i));
+      i = run_end;
+      continue;
+    }
+    const size_t dollars = run_end - i;
+    out.append(dollars / 2, '$');
+    i = run_end;
+    if (dollars % 2 == 0) {
+      out += '{';
+      ++i;
+      continue;
+    }
+    i -= 1;  // at the '$' of "${"
+    size_t close = text.find('}', i + 2);
+    if (close == std::string_view::npos) {
+      throw ConfigError(std::string(where) + " has a ${ without its closing }",
+                        "write ${NAME} to use a variable, or $${ for a literal ${");
+    }
+    std::string_view name = text.substr(i + 2, close - i - 2);
+    if (name.empty() || !IsNameStart(name.front()) ||
+        !std::all_of(name.begin(), name.end(), IsNameChar)) {
+      throw ConfigError(std::string(where) + " has a ${...} that is not a variable name",
+                        "names are letters, digits and _; write $${ for a literal ${");
+    }
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) {
+      *unset = std::string(name);
+      return std::nullopt;
+    }
+    out += value;  // not rescanned: a value containing "${" stays as it is
+    i = close + 1;
+  }
+  return out;
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+template <typename Map>
+std::string JoinKeys(const Map& map) {
+  std::string out;
+  for (const auto& entry : map) {
+    if (!out.empty()) out += ", ";
+    out += entry.first;
+  }
+  return out;
+}
+
+// An unset variable in an environment that Resolve() did not choose must not stop the
+// run: CI jobs for `dev` rarely hold the production password. Such errors wait here
+// until the environment they belong to is chosen.
+struct DeferredError {
+  std::string environment;
+  std::string key;
+  uint32_t line = 0;
+  Error error;
+};
+
+class Loader {
+ public:
+  // `deferred` null: every unset variable is an error at once (LoadConfig).
+  Loader(const fs::path& file, std::vector<DeferredError>* deferred)
+      : file_(file), label_(file.string()), dir_(file.parent_path()), deferred_(deferred) {}
+
+  Config Load() {
+    toml::table root = Parse(Read());
+    Config config;
+    config.file = file_;
+    config.migrations = ResolvePath("migrations");
+    const toml::node* environments = nullptr;
+    const toml::node* default_environment = nullptr;
+    for (auto&& [key, node] : root) {
+      const std::string name(key.str());
+      if (name == "migrations") {
+        config.migrations = ResolvePath(NonEmpty(node, name, ExpandStrict(node, name)));
+      } else if (name == "default_environment") {
+        config.default_environment = ExpandStrict(node, name);
+        default_environment = &node;
+      } else if (name == "environments") {
+        environments = &node;
+      } else {
+        CheckUnknownTopLevel(node, name);
+      }
+    }
+    if (environments != nullptr) {
+      const toml::table* table = environments->as_table();
+      if (table == nullptr) {
+        throw ConfigError(Where(*environments, "environments") + " must be a table",
+                          "write one [environments.NAME] section per environment");
+      }
+      for (auto&& [key, node] : *table) {
+        std::string name(key.str());
+        config.environments.emplace(name, LoadEnvironment(name, node));
+      }
+    }
+    if (default_environment != nullptr &&
+        config.environments.count(*config.default_environment) == 0) {
+      throw ConfigError(
+          Where(*default_environment, "default_environment") + " names \"" +
+              *config.default_environment + "\", which is not an environment" +
+              (config.environments.empty() ? "" : " (" + JoinKeys(config.environments) + ")"),
+          "add [environments." + *config.default_environment + "] or fix the name");
+    }
+    return config;
+  }
+
+ private:
+  std::string Read() const {
+    std::error_code ec;
+    if (fs::is_directory(file_, ec)) {
+      throw ConfigError(label_ + " is a directory, not a config file",
+                        "pass the path of safemig.toml itself");
+    }
+    std::ifstream in(file_, std::ios::binary);
+    if (!in) {
+      throw ConfigError("cannot read " + label_ + ": " + std::strerror(errno),
+                        "check the path and its permissions");
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    return content.str();
+  }
+
+  toml::table Parse(const std::string& content) const {
+    try {
+      return toml::parse(content, label_);
+    } catch (const toml::parse_error& e) {
+      const toml::source_position& at = e.source().begin;
+      // toml++ may quote a fragment of the offending line, which can be a password.
+      throw ConfigError(label_ + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                            ": " + RedactSecrets(e.description()),
+                        "fix the TOML syntax (https://toml.io)");
+    }
+  }
+
+  // "safemig.toml:7: environments.prod.protected"
+  std::string Where(const toml::node& node, const std::string& key) const {
+    uint32_t line = node.source().begin.line;
+    return label_ + ":" + (line > 0 ? std::to_string(line) + ": " : " ") + key;
+  }
+
+  fs::path ResolvePath(const std::string& value) const { return (dir_ / value).lexically_normal(); }
+
+  const std::string& RequireString(const toml::node& node, const std::string& key) const {
+    const toml::value<std::string>* value = node.as_string();
+    if (value == nullptr) throw ConfigError(Where(node, key) + " must be a string");
+    return value->get();
+  }
+
+  std::string ExpandStrict(const toml::node& node, const std::string& key) const {
+    std::string unset;
+    std::string where = Where(node, key);
+    std::optional<std::string> expanded = Expand(RequireString(node, key), where, &unset);
+    if (!expanded) throw ConfigError(UnsetMessage(where, unset), UnsetHint(unset));
+    return *expanded;
+  }
+
+  // Expands a string of environment `environment`; nullopt when a variable is unset and
+  // the error was deferred.
+  std::optional<std::string> ExpandIn(const std::string& text, const toml::node& node,
+                                      const std::string& key, const std::string& environment,
+                                      const std::string& setting) const {
+    std::string unset;
+    std::string where = Where(node, key);
+    std::optional<std::string> expanded = Expand(text, where, &unset);
+    if (expanded) return expanded;
+    Error error = ConfigError(UnsetMessage(where, unset), UnsetHint(unset));
+    if (deferred_ == nullptr) throw error;
+    deferred_->push_back({environment, setting, node.source().begin.line, std::move(error)});
+    return std::nullopt;
+  }
+
+  std::string NonEmpty(const toml::node& node, const std::string& key, std::string value) const {
+    if (value.empty()) throw ConfigError(Where(node, key) + " must not be empty");
+    return value;
+  }
+
+  void CheckUnknownTopLevel(const toml::node& node, const std::string& name) const {
+    // Sections are left alone so that a file written for a later version ([lint],
+    // [backup], [[hooks]]) still loads; a misspelt [environments] would silently drop
+    // every environment, so near misses are caught.
+    if (node.is_table() || node.is_array_of_tables()) {
+      if (name.rfind("env", 0) == 0 || EditDistance(name, "environments") <= 3) {
+        throw ConfigError(Where(node, "[" + name + "]") + " is not a known section",
+                          "environments are written [environments.NAME]");
+      }
+      return;
+    }
+    // A misspelt scalar would silently fall back to a default, so scalars are strict.
+    for (std::string_view key : kEnvironmentKeys) {
+      if (name == key) {
+        throw ConfigError(Where(node, name) + " is an environment setting, not a top-level one",
+                          "move it into a section such as [environments.dev]");
+      }
+    }
+    std::string message = Where(node, name) + " is not a known setting";
+    for (const char* known : {"migrations", "default_environment", "environments"}) {
+      if (EditDistance(name, known) <= 3) {
+        message += std::string("; did you mean ") + known + "?";
+        break;
+      }
+    }
+    throw ConfigError(message,
+                      "top-level settings are migrations and default_environment; the rest "
+                      "goes in [environments.NAME]");
+  }
+
+  // Expands the strings nested in an array or table kept in Environment::raw.
+  void ExpandNested(toml::node& node, const std::string& key, const std::string& environment,
+                    const std::string& setting) const {
+    if (toml::value<std::string>* text = node.as_string()) {
+      if (std::optional<std::string> expanded =
+              ExpandIn(text->get(), node, key, environment, setting)) {
+        text->get() = std::move(*expanded);
+      }
+    } else if (toml::array* array = node.as_array()) {
+      for (toml::node& element : *array) ExpandNested(element, key, environment, setting);
+    } else if (toml::table* table = node.as_table()) {
+      for (auto&& [child, value] : *table) ExpandNested(value, key, environment, setting);
+    }
+  }
+
+  std::string RawText(const toml::node& node, const std::optional<std::string>& expanded,
+                      const std::string& key, const std::string& environment,
+                      const std::string& setting) const {
+    if (const toml::value<std::string>* text = node.as_string()) {
+      return expanded ? *expanded : text->get();  // as written when its variable is unset
+    }
+    if (const toml::value<bool>* flag = node.as_boolean()) return flag->get() ? "true" : "false";
+    std::ostringstream out;
+    if (const toml::array* array = node.as_array()) {
+      toml::array copy = *array;
+      ExpandNested(copy, key, environment, setting);
+      out << copy;
+    } else if (const toml::table* table = node.as_table()) {
+      toml::table copy = *table;
+      ExpandNested(copy, key, environment, setting);
+      out << copy;
+    } else {
+      node.visit([&out](const auto& value) { out << value; });
+    }
+    return out.str();
+  }
+
+  std::optional<milliseconds> Duration(const toml::node& node, const std::string& key,
+                                       const std::optional<std::string>& expanded) const {
+    if (!node.is_string()) {
+      throw ConfigError(Where(node, key) + " must be a duration string such as \"10s\"",
+                        "quote it: lock_timeout = \"10s\"");
+    }
+    if (!expanded) return std::nullopt;
+    return ParseDuration(*expanded, Where(node, key));
+  }
+
+  Environment LoadEnvironment(const std::string& name, const toml::node& section) const {
+    const std::string prefix = "environments." + name;
+    const toml::table* table = section.as_table();
+    if (table == nullptr) {
+      throw ConfigError(Where(section, prefix) + " must be a table",
+                        "settings belong to one environment: [environments.NAME] with url = "
+                        "\"...\" inside");
+    }
+    if (!IsValidEnvironmentName(name)) {
+      throw ConfigError(Where(section, prefix) +
+                            " is not a usable environment name (letters, digits, - and _ only)",
+                        "rename the section; the name becomes a backup directory");
+    }
+    Environment env;
+    env.name = name;
+    env.backups = (dir_ / ".safemig" / "backups" / name).lexically_normal();
+    bool has_url = false;
+    for (auto&& [key_node, node] : *table) {
+      const std::string key(key_node.str());
+      std::string path = prefix;
+      path.append(".").append(key);
+      std::optional<std::string> expanded;
+      if (const toml::value<std::string>* text = node.as_string()) {
+        expanded = ExpandIn(text->get(), node, path, name, key);
+      }
+      if (key == "url") {
+        env.url = expanded ? *expanded : RequireString(node, path);
+        has_url = true;
+      } else if (key == "backups") {
+        RequireString(node, path);
+        if (expanded) env.backups = ResolvePath(NonEmpty(node, path, *expanded));
+      } else if (key == "migrations") {
+        RequireString(node, path);
+        if (expanded) env.migrations = ResolvePath(NonEmpty(node, path, *expanded)).string();
+      } else if (key == "protected") {
+        const toml::value<bool>* flag = node.as_boolean();
+        if (flag == nullptr) throw ConfigError(Where(node, path) + " must be true or false");
+        env.is_protected = flag->get();
+      } else if (key == "lock_timeout") {
+        if (auto timeout = Duration(node, path, expanded)) env.lock_timeout = *timeout;
+      } else if (key == "statement_timeout") {
+        if (auto timeout = Duration(node, path, expanded)) env.statement_timeout = *timeout;
+      }
+      env.raw[key] = RawText(node, expanded, path, name, key);
+    }
+    if (!has_url) {
+      throw ConfigError(
+          Where(section, prefix) + " has no url",
+          "add url = \"postgres://user@host/db\" (or mysql://, sqlite:) to [" + prefix + "]");
+    }
+    return env;
+  }
+
+  fs::path file_;
+  std::string label_;
+  fs::path dir_;
+  std::vector<DeferredError>* deferred_;
+};
+
+Error NoUrlError() {
+  return {Category::kUsage,
+          "no database URL: pass --url, set SAFEMIG_DATABASE_URL, or run `safemig init` to "
+          "create safemig.toml",
+          "for example: --url postgres://user@localhost/app"};
+}
+
+}  // namespace
+
+std::string ExpandEnvironment(std::string_view text, std::string_view where) {
+  std::string unset;
+  std::optional<std::string> expanded = Expand(text, where, &unset);
+  if (!expanded) throw ConfigError(UnsetMessage(where, unset), UnsetHint(unset));
+  return *expanded;
+}
+
+Config LoadConfig(const std::filesystem::path& file) { return Loader(file, nullptr).Load(); }
+
+Resolved Resolve(const Selection& selection) {
+  std::optional<fs::path> file;
+  if (selection.config_file) {
+    std::error_code ec;
+    if (!fs::exists(*selection.config_file, ec)) {
+      throw Error(Category::kUsage,
+                  "config file " + selection.config_file->string() + " does not exist",
+                  "check the --config path, or run `safemig init` to create one");
+    }
+    file = *selection.config_file;
+  } else {
+    std::error_code ec;
+    if (fs::exists("safemig.toml", ec)) file = fs::path("safemig.toml");
+  }
+  const std::string label = file ? file->string() : "safemig.toml";
+
+  Config config;
+  std::vector<DeferredError> deferred;
+  if (file) config = Loader(*file, &deferred).Load();
+
+  std::optional<std::string> override_url;
+  std::string url_source;
+  if (selection.url) {
+    override_url = *selection.url;
+    url_source = "--url";
+  } else if (const char* from_env = std::getenv("SAFEMIG_DATABASE_URL");
+             from_env != nullptr && *from_env != '\0') {
+    // An empty variable counts as unset: CI systems often define it empty.
+    override_url = from_env;
+    url_source = "SAFEMIG_DATABASE_URL";
+  }
+
+  std::string name;
+  if (selection.env) {
+    name = *selection.env;
+    if (!IsValidEnvironmentName(name)) {
+      throw Error(Category::kUsage,
+                  "--env \"" + name + "\" is not an environment name (letters, digits, - and _)",
+                  "pass the name of an [environments.NAME] section");
+    }
+    // A config that names environments catches a typo in --env even when --url makes the
+    // run possible; without any, --env only labels the run.
+    if (!config.environments.empty() && config.environments.count(name) == 0) {
+      throw Error(Category::kUsage,
+                  "unknown environment \"" + name + "\"; " + label + " defines " +
+                      JoinKeys(config.environments),
+                  "pass one of those to --env, or add [environments." + name + "] to " + label);
+    }
+  } else if (config.default_environment) {
+    name = *config.default_environment;
+  } else if (config.environments.size() == 1) {
+    name = config.environments.begin()->first;
+  } else if (override_url || config.environments.count("default") > 0) {
+    name = "default";
+  } else if (config.environments.empty()) {
+    throw NoUrlError();
+  } else {
+    throw Error(Category::kUsage,
+                label + " defines several environments (" + JoinKeys(config.environments) +
+                    ") and no default_environment",
+                "choose one with --env NAME, or set default_environment in " + label);
+  }
+
+  Resolved resolved;
+  auto found = config.environments.find(name);
+  if (found != config.environments.end()) {
+    resolved.environment = found->second;
+    std::stable_sort(
+        deferred.begin(), deferred.end(),
+        [](const DeferredError& a, const DeferredError& b) { return a.line < b.line; });
+    for (const DeferredError& error : deferred) {
+      if (error.environment != name) continue;
+      if (error.key == "url" && override_url) continue;  // the url is not used
+      throw error.error;
+    }
+  } else {
+    // Backups of an environment the file does not describe still go next to the file
+    // (or into the working directory without one), like those of described ones.
+    const fs::path base = file ? file->parent_path() : fs::path();
+    resolved.environment.name = name;
+    resolved.environment.backups = (base / ".safemig" / "backups" / name).lexically_normal();
+  }
+
+  if (!override_url && found == config.environments.end()) throw NoUrlError();
+  const std::string url = override_url ? *override_url : resolved.environment.url;
+  if (!override_url) url_source = label + ": environments." + name + ".url";
+  try {
+    ParseDatabaseUrl(url);
+  } catch (const Error& e) {
+    throw Error(e.category(), url_source + ": " + e.what(), e.hint());
+  }
+  resolved.environment.url = url;
+
+  if (selection.dir) {
+    resolved.migrations = *selection.dir;
+  } else if (resolved.environment.migrations) {
+    resolved.migrations = *resolved.environment.migrations;
+  } else {
+    resolved.migrations = config.migrations;
+  }
+  resolved.config = std::move(config);
+  return resolved;
+}
+
+}  // namespace safemig
