@@ -1,0 +1,443 @@
+#include "drivers/sqlite/sqlite_driver.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+
+namespace safemig {
+namespace {
+
+constexpr const char* kCreateMigrations = R"sql(
+CREATE TABLE IF NOT EXISTS safemig_migrations (
+  version        TEXT    NOT NULL PRIMARY KEY,
+  name           TEXT    NOT NULL,
+  checksum       TEXT    NOT NULL,
+  up_path        TEXT    NOT NULL,
+  down_sql       TEXT    NOT NULL,
+  down_checksum  TEXT    NOT NULL,
+  no_transaction INTEGER NOT NULL DEFAULT 0,
+  irreversible   INTEGER NOT NULL DEFAULT 0,
+  applied_at     TEXT    NOT NULL,
+  applied_by     TEXT    NOT NULL,
+  duration_ms    INTEGER NOT NULL,
+  deploy_id      TEXT    NOT NULL,
+  backup_id      TEXT    NOT NULL DEFAULT ''
+))sql";
+
+constexpr const char* kCreateJournal = R"sql(
+CREATE TABLE IF NOT EXISTS safemig_journal (
+  id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind               TEXT NOT NULL,
+  environment        TEXT NOT NULL,
+  deploy_id          TEXT NOT NULL DEFAULT '',
+  started_at         TEXT NOT NULL,
+  finished_at        TEXT NOT NULL DEFAULT '',
+  outcome            TEXT NOT NULL,
+  plan_hash          TEXT NOT NULL DEFAULT '',
+  from_version       TEXT NOT NULL DEFAULT '',
+  to_version         TEXT NOT NULL DEFAULT '',
+  backup_id          TEXT NOT NULL DEFAULT '',
+  fingerprint_before TEXT NOT NULL DEFAULT '',
+  fingerprint_after  TEXT NOT NULL DEFAULT '',
+  details            TEXT NOT NULL DEFAULT '{}'
+))sql";
+
+struct FdCloser {
+  void operator()(const int* fd) const {
+    if (fd != nullptr && *fd >= 0) ::close(*fd);
+    delete fd;
+  }
+};
+using UniqueFd = std::unique_ptr<int, FdCloser>;
+
+// Holding the flock is holding the lock; closing the descriptor releases it.
+class FileLock : public MigrationLock {
+ public:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  ~FileLock() override {
+    // Clear the holder line first so a reader never quotes a finished runner.
+    if (::ftruncate(*fd_, 0) != 0) {
+      // Nothing useful to do: the flock is still released when the fd closes.
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+std::string ReadHolder(int fd) {
+  char buffer[512] = {};
+  ssize_t n = ::pread(fd, buffer, sizeof(buffer) - 1, 0);
+  std::string text = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text.empty() ? "another safemig process (it did not say who)" : text;
+}
+
+class SqliteDriver : public Driver {
+ public:
+  SqliteDriver(const DatabaseUrl& url, const OpenOptions& options) : path_(url.path) {
+    const bool in_memory = path_ == ":memory:";
+    if (!in_memory && !options.create_if_missing && !std::filesystem::exists(path_)) {
+      throw Error(Category::kConnection,
+                  fmt::format("SQLite database file {} does not exist", path_),
+                  "check the path in the URL; `safemig up` creates the file on first use");
+    }
+    try {
+      int flags = SQLite::OPEN_READWRITE | (options.create_if_missing ? SQLite::OPEN_CREATE : 0);
+      db_ = std::make_unique<SQLite::Database>(path_, flags);
+      // Touch the file so a directory or non-database file fails here, not mid-run.
+      db_->exec("SELECT count(*) FROM sqlite_master");
+    } catch (const SQLite::Exception& e) {
+      throw Error(Category::kConnection,
+                  fmt::format("cannot open SQLite database {}: {}", path_, e.what()),
+                  "check that the path exists, is a SQLite database and is writable");
+    }
+    SetTimeouts(std::chrono::seconds(10), std::nullopt);
+    sqlite3_progress_handler(db_->getHandle(), 1000, &SqliteDriver::ProgressHandler, this);
+  }
+
+  Engine engine() const override { return Engine::kSqlite; }
+  Dialect dialect() const override { return Dialect::kSqlite; }
+  Capabilities capabilities() const override {
+    return Capabilities{/*transactional_ddl=*/true, /*advisory_lock=*/false};
+  }
+  std::string Describe() const override { return "sqlite:" + path_; }
+  std::string ServerVersion() override { return std::string("SQLite ") + sqlite3_libversion(); }
+
+  std::unique_ptr<MigrationLock> Lock(std::chrono::milliseconds timeout,
+                                      const std::string& holder) override {
+    if (path_ == ":memory:") return std::make_unique<MigrationLock>();
+    std::string lock_path = path_ + ".safemig.lock";
+    UniqueFd fd(new int(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)));
+    if (*fd < 0) {
+      throw Error(Category::kConnection,
+                  fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)),
+                  "make the database's directory writable for this user");
+    }
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (::flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        throw Error(Category::kConnection,
+                    fmt::format("cannot lock {}: {}", lock_path, std::strerror(errno)));
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        throw Error(Category::kLockHeld,
+                    fmt::format("migration lock on {} is held by {}; gave up after {}", path_,
+                                ReadHolder(*fd), FormatDuration(timeout)),
+                    "wait for that run to finish, or raise lock_timeout; the lock frees "
+                    "itself when the holder exits");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string line = fmt::format("{} since {}\n", holder, NowIso8601());
+    if (::ftruncate(*fd, 0) != 0 ||
+        ::pwrite(*fd, line.data(), line.size(), 0) != static_cast<ssize_t>(line.size())) {
+      // The lock is held; only the courtesy note for other runners is missing.
+    }
+    return std::make_unique<FileLock>(std::move(fd));
+  }
+
+  void EnsureMetadata() override {
+    Guarded("create the safemig tables", [&] {
+      db_->exec(kCreateMigrations);
+      db_->exec(kCreateJournal);
+    });
+  }
+
+  std::vector<HistoryRow> ReadHistory() override {
+    std::vector<HistoryRow> rows;
+    if (!TableExists("safemig_migrations")) return rows;
+    Guarded("read safemig_migrations", [&] {
+      SQLite::Statement query(*db_,
+                              "SELECT version, name, checksum, up_path, down_sql, down_checksum, "
+                              "no_transaction, irreversible, applied_at, applied_by, "
+                              "duration_ms, deploy_id, backup_id FROM safemig_migrations");
+      while (query.executeStep()) {
+        HistoryRow row;
+        row.version = query.getColumn(0).getString();
+        row.name = query.getColumn(1).getString();
+        row.checksum = query.getColumn(2).getString();
+        row.up_path = query.getColumn(3).getString();
+        row.down_sql = query.getColumn(4).getString();
+        row.down_checksum = query.getColumn(5).getString();
+        row.no_transaction = query.getColumn(6).getInt() != 0;
+        row.irreversible = query.getColumn(7).getInt() != 0;
+        row.applied_at = query.getColumn(8).getString();
+        row.applied_by = query.getColumn(9).getString();
+        row.duration_ms = query.getColumn(10).getInt64();
+        row.deploy_id = query.getColumn(11).getString();
+        row.backup_id = query.getColumn(12).getString();
+        rows.push_back(std::move(row));
+      }
+    });
+    return rows;
+  }
+
+  void Apply(const ApplyStep& step) override {
+    size_t done = 0;
+    const auto started = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+    };
+    if (step.in_transaction) {
+      Guarded("begin a transaction", [&] { db_->exec("BEGIN IMMEDIATE"); });
+      try {
+        for (const Statement& statement : step.statements) {
+          RunStatement(step, statement);
+          ++done;
+          if (sqlite3_get_autocommit(db_->getHandle()) != 0) {
+            throw Error(Category::kMigrationFailed,
+                        fmt::format("{}:{}: the statement ended safemig's transaction",
+                                    step.source, step.first_line + statement.line - 1),
+                        "remove BEGIN/COMMIT/ROLLBACK from the migration: safemig wraps each "
+                        "migration in a transaction (or mark it -- safemig:no-transaction)");
+          }
+        }
+        WriteHistory(step, elapsed());
+        Guarded("commit", [&] { db_->exec("COMMIT"); });
+      } catch (...) {
+        RollbackQuietly();
+        throw;
+      }
+      return;
+    }
+    for (const Statement& statement : step.statements) {
+      try {
+        RunStatement(step, statement);
+      } catch (const Error& e) {
+        std::string ran = done == 0 ? std::string("no statement had run")
+                                    : fmt::format("statements 1-{} of {} had already run and "
+                                                  "stay applied",
+                                                  done, step.statements.size());
+        // Statements that ran cannot be taken back: the state is no longer the one before.
+        throw Error(done == 0 ? e.category() : Category::kNeedsPerson,
+                    fmt::format("{} (no-transaction migration: {})", e.what(), ran),
+                    done == 0 ? e.hint()
+                              : "inspect the database, undo those statements by hand or "
+                                "restore a backup, then run again");
+      }
+      ++done;
+    }
+    Guarded("record the migration", [&] {
+      db_->exec("BEGIN IMMEDIATE");
+      try {
+        WriteHistory(step, elapsed());
+        db_->exec("COMMIT");
+      } catch (...) {
+        RollbackQuietly();
+        throw;
+      }
+    });
+  }
+
+  void SetTimeouts(std::chrono::milliseconds lock_wait,
+                   std::optional<std::chrono::milliseconds> statement) override {
+    auto busy = static_cast<int>(
+        std::min<std::chrono::milliseconds::rep>(lock_wait.count(), 24L * 3600 * 1000));
+    db_->setBusyTimeout(busy);
+    statement_timeout_ = statement;
+  }
+
+  std::int64_t InsertJournal(const JournalEntry& entry) override {
+    std::int64_t id = 0;
+    Guarded("write the journal", [&] {
+      SQLite::Statement insert(
+          *db_,
+          "INSERT INTO safemig_journal (kind, environment, deploy_id, started_at, finished_at, "
+          "outcome, plan_hash, from_version, to_version, backup_id, fingerprint_before, "
+          "fingerprint_after, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      BindJournal(insert, entry);
+      insert.exec();
+      id = db_->getLastInsertRowid();
+    });
+    return id;
+  }
+
+  void UpdateJournal(const JournalEntry& entry) override {
+    Guarded("update the journal", [&] {
+      SQLite::Statement update(
+          *db_,
+          "UPDATE safemig_journal SET kind=?, environment=?, deploy_id=?, started_at=?, "
+          "finished_at=?, outcome=?, plan_hash=?, from_version=?, to_version=?, backup_id=?, "
+          "fingerprint_before=?, fingerprint_after=?, details=? WHERE id=?");
+      BindJournal(update, entry);
+      update.bind(14, static_cast<int64_t>(entry.id));
+      update.exec();
+    });
+  }
+
+  std::vector<JournalEntry> ReadJournal(int limit) override {
+    std::vector<JournalEntry> entries;
+    if (!TableExists("safemig_journal")) return entries;
+    Guarded("read the journal", [&] {
+      SQLite::Statement query(
+          *db_,
+          "SELECT id, kind, environment, deploy_id, started_at, finished_at, outcome, "
+          "plan_hash, from_version, to_version, backup_id, fingerprint_before, "
+          "fingerprint_after, details FROM safemig_journal ORDER BY id DESC LIMIT ?");
+      query.bind(1, limit);
+      while (query.executeStep()) {
+        JournalEntry e;
+        e.id = query.getColumn(0).getInt64();
+        e.kind = query.getColumn(1).getString();
+        e.environment = query.getColumn(2).getString();
+        e.deploy_id = query.getColumn(3).getString();
+        e.started_at = query.getColumn(4).getString();
+        e.finished_at = query.getColumn(5).getString();
+        e.outcome = query.getColumn(6).getString();
+        e.plan_hash = query.getColumn(7).getString();
+        e.from_version = query.getColumn(8).getString();
+        e.to_version = query.getColumn(9).getString();
+        e.backup_id = query.getColumn(10).getString();
+        e.fingerprint_before = query.getColumn(11).getString();
+        e.fingerprint_after = query.getColumn(12).getString();
+        e.details = query.getColumn(13).getString();
+        entries.push_back(std::move(e));
+      }
+    });
+    return entries;
+  }
+
+ private:
+  // Interrupts a statement that outlives the migration's statement timeout.
+  static int ProgressHandler(void* self) {
+    auto* driver = static_cast<SqliteDriver*>(self);
+    return driver->deadline_ && std::chrono::steady_clock::now() > *driver->deadline_ ? 1 : 0;
+  }
+
+  template <typename Fn>
+  void Guarded(const char* what, Fn&& fn) {
+    try {
+      fn();
+    } catch (const SQLite::Exception& e) {
+      Category category = e.getErrorCode() == SQLITE_BUSY ? Category::kLockHeld
+                                                          : Category::kMigrationFailed;
+      throw Error(category, fmt::format("could not {} in {}: {}", what, path_, e.what()),
+                  category == Category::kLockHeld
+                      ? "another connection holds a write lock on the file; retry when it "
+                        "is done, or raise lock_timeout"
+                      : "");
+    }
+  }
+
+  bool TableExists(const char* name) {
+    bool exists = false;
+    Guarded("read the schema", [&] { exists = db_->tableExists(name); });
+    return exists;
+  }
+
+  void RunStatement(const ApplyStep& step, const Statement& statement) {
+    int line = step.first_line + statement.line - 1;
+    std::optional<std::chrono::milliseconds> limit = statement_timeout_;
+    if (step.statement_timeout) limit = step.statement_timeout;
+    if (limit) {
+      deadline_ = std::chrono::steady_clock::now() + *limit;
+    } else {
+      deadline_.reset();
+    }
+    try {
+      db_->exec(statement.text);
+      deadline_.reset();
+    } catch (const SQLite::Exception& e) {
+      deadline_.reset();
+      if (e.getErrorCode() == SQLITE_INTERRUPT && limit) {
+        throw Error(Category::kMigrationFailed,
+                    fmt::format("{}:{}: statement cancelled after the {} statement timeout",
+                                step.source, line, FormatDuration(*limit)),
+                    "raise the limit with -- safemig:timeout=... if the statement is meant "
+                    "to run that long");
+      }
+      throw Error(Category::kMigrationFailed,
+                  fmt::format("{}:{}: {}", step.source, line, e.what()),
+                  "fix the statement, then run again; the database was left as it was");
+    }
+  }
+
+  void WriteHistory(const ApplyStep& step, std::chrono::milliseconds elapsed) {
+    const HistoryRow& row = step.row;
+    if (step.direction == Direction::kDown) {
+      SQLite::Statement remove(*db_, "DELETE FROM safemig_migrations WHERE version = ?");
+      remove.bind(1, row.version);
+      if (remove.exec() != 1) {
+        throw Error(Category::kMigrationFailed,
+                    fmt::format("history row of version {} vanished during the down", row.version),
+                    "another tool changed safemig_migrations; run `safemig status` and check");
+      }
+      return;
+    }
+    SQLite::Statement insert(
+        *db_,
+        "INSERT INTO safemig_migrations (version, name, checksum, up_path, down_sql, "
+        "down_checksum, no_transaction, irreversible, applied_at, applied_by, duration_ms, "
+        "deploy_id, backup_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    insert.bind(1, row.version);
+    insert.bind(2, row.name);
+    insert.bind(3, row.checksum);
+    insert.bind(4, row.up_path);
+    insert.bind(5, row.down_sql);
+    insert.bind(6, row.down_checksum);
+    insert.bind(7, row.no_transaction ? 1 : 0);
+    insert.bind(8, row.irreversible ? 1 : 0);
+    insert.bind(9, row.applied_at);
+    insert.bind(10, row.applied_by);
+    insert.bind(11, static_cast<int64_t>(elapsed.count()));
+    insert.bind(12, row.deploy_id);
+    insert.bind(13, row.backup_id);
+    try {
+      insert.exec();
+    } catch (const SQLite::Exception& e) {
+      throw Error(Category::kMigrationFailed,
+                  fmt::format("could not record version {} in safemig_migrations: {}",
+                              row.version, e.what()),
+                  "run `safemig status`: the version may already be recorded");
+    }
+  }
+
+  static void BindJournal(SQLite::Statement& statement, const JournalEntry& e) {
+    statement.bind(1, e.kind);
+    statement.bind(2, e.environment);
+    statement.bind(3, e.deploy_id);
+    statement.bind(4, e.started_at);
+    statement.bind(5, e.finished_at);
+    statement.bind(6, e.outcome);
+    statement.bind(7, e.plan_hash);
+    statement.bind(8, e.from_version);
+    statement.bind(9, e.to_version);
+    statement.bind(10, e.backup_id);
+    statement.bind(11, e.fingerprint_before);
+    statement.bind(12, e.fingerprint_after);
+    statement.bind(13, e.details);
+  }
+
+  void RollbackQuietly() noexcept {
+    if (sqlite3_get_autocommit(db_->getHandle()) == 0) {
+      sqlite3_exec(db_->getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  std::string path_;
+  std::unique_ptr<SQLite::Database> db_;
+  std::optional<std::chrono::milliseconds> statement_timeout_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptions& options) {
+  return std::make_unique<SqliteDriver>(url, options);
+}
+
+}  // namespace safemig

@@ -1,0 +1,20 @@
+// The SQLite driver (SQLiteCpp over the system libsqlite3): the embedded default engine.
+//
+// Owns one connection to one database file. Not thread-safe. The migration lock is an
+// flock() on "<file>.safemig.lock" beside the database: the kernel drops it when the
+// holder exits, however it exits, so a crashed runner never leaves a stale lock. The file
+// holds one line naming the current holder, which a waiting runner quotes when it gives
+// up.
+#pragma once
+
+#include <memory>
+
+#include "driver/driver.h"
+
+namespace safemig {
+
+// REQUIRES: url.engine == Engine::kSqlite. Throws Error(kConnection) when the file
+// cannot be opened (or is missing and !options.create_if_missing).
+std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptions& options);
+
+}  // namespace safemig

@@ -1,0 +1,104 @@
+// The one abstract interface every database engine implements.
+//
+// A Driver owns one connection to one target database. It is not thread-safe: one
+// engine pipeline uses it at a time. Every method translates the engine library's
+// exceptions into safemig::Error at this edge (kConnection for connect/auth failures,
+// kMigrationFailed for a failing statement, kLockHeld for lock timeouts), with messages
+// already free of secrets. The engine code above never names a specific engine.
+//
+// Implemented now: SQLite (drivers/sqlite). The backup, fingerprint and scratch-database
+// verbs of DESIGN.md join this interface with the features that need them.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/url.h"
+#include "core/history.h"
+#include "core/sql_split.h"
+
+namespace safemig {
+
+struct Capabilities {
+  bool transactional_ddl = false;  // a failed migration rolls back its DDL too
+  bool advisory_lock = false;      // the server arbitrates the migration lock
+};
+
+enum class Direction { kUp, kDown };
+
+// One migration in one direction, ready to run.
+struct ApplyStep {
+  Direction direction = Direction::kUp;
+  std::string source;   // file (or "stored down of VERSION") named in error messages
+  int first_line = 1;   // line of `source` on which the SQL starts
+  std::vector<Statement> statements;
+  bool in_transaction = true;
+  std::optional<std::chrono::milliseconds> statement_timeout;
+  // kUp: inserted into safemig_migrations in the same transaction as the statements.
+  // kDown: the row with row.version is deleted in that transaction.
+  HistoryRow row;
+};
+
+// Held while migrating; released by the destructor (also when the process dies, for
+// every engine's implementation).
+class MigrationLock {
+ public:
+  virtual ~MigrationLock() = default;
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+
+  virtual Engine engine() const = 0;
+  virtual Dialect dialect() const = 0;
+  virtual Capabilities capabilities() const = 0;
+  // What to call the target in messages (file path or database name; no secrets).
+  virtual std::string Describe() const = 0;
+  virtual std::string ServerVersion() = 0;
+
+  // Waits up to `timeout` for the migration lock. `holder` says who we are
+  // ("alice@ci-7 pid 4242"). Throws Error(kLockHeld) naming the current holder and since
+  // when.
+  virtual std::unique_ptr<MigrationLock> Lock(std::chrono::milliseconds timeout,
+                                              const std::string& holder) = 0;
+
+  // Creates safemig_migrations and safemig_journal if missing. Idempotent.
+  virtual void EnsureMetadata() = 0;
+
+  // Applied migrations in no particular order; empty if the tables do not exist yet.
+  virtual std::vector<HistoryRow> ReadHistory() = 0;
+
+  // Runs the step's statements and its history bookkeeping. With in_transaction, all or
+  // nothing (on engines with transactional DDL). Without, statement by statement, the
+  // history change after the last one succeeds. Throws Error(kMigrationFailed) whose
+  // message names source:line and the database's message, and says which statements
+  // had already run when not in a transaction.
+  virtual void Apply(const ApplyStep& step) = 0;
+
+  // Session limits: how long to wait for the engine's locks, and the longest a single
+  // statement may run (nullopt: unlimited).
+  virtual void SetTimeouts(std::chrono::milliseconds lock_wait,
+                           std::optional<std::chrono::milliseconds> statement) = 0;
+
+  // Journal: Insert returns the new id; Update rewrites the row with entry.id.
+  virtual std::int64_t InsertJournal(const JournalEntry& entry) = 0;
+  virtual void UpdateJournal(const JournalEntry& entry) = 0;
+  // Newest first; empty if the table does not exist yet.
+  virtual std::vector<JournalEntry> ReadJournal(int limit) = 0;
+};
+
+struct OpenOptions {
+  // Whether a missing SQLite file may be created. Read-only commands pass false, so a
+  // typo in a path is an error rather than a new empty database.
+  bool create_if_missing = true;
+};
+
+// Selects the driver by the URL's engine. Throws Error(kConnection) when the database
+// cannot be reached, Error(kConfig) for an engine this build does not include.
+std::unique_ptr<Driver> OpenDriver(const DatabaseUrl& url, const OpenOptions& options = {});
+
+}  // namespace safemig

@@ -1,0 +1,83 @@
+// Helpers shared by the unit tests: temporary directories, files, and running the
+// safemig binary as a user would.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+namespace safemig::testing {
+
+// A fresh directory removed (with its contents) when the object goes out of scope.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device random;
+    path_ = std::filesystem::temp_directory_path() /
+            ("safemig-test-" + std::to_string(::getpid()) + "-" + std::to_string(random()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void WriteFile(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+inline std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `safemig ARGS` through the shell in `cwd`, capturing stdout and stderr.
+inline CommandResult RunSafemig(const std::string& args,
+                                const std::filesystem::path& cwd = std::filesystem::current_path(),
+                                const std::string& env = "") {
+  static int counter = 0;
+  std::filesystem::path err_file = std::filesystem::temp_directory_path() /
+                                   ("safemig-test-stderr-" + std::to_string(::getpid()) + "-" +
+                                    std::to_string(counter++));
+  std::string command = "cd '" + cwd.string() + "' && env -u SAFEMIG_DATABASE_URL " + env + " " +
+                        SAFEMIG_BINARY + " " + args + " 2>'" + err_file.string() + "' </dev/null";
+  CommandResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.err = ReadFile(err_file);
+  std::filesystem::remove(err_file);
+  return result;
+}
+
+}  // namespace safemig::testing
