@@ -1,0 +1,16 @@
+// Registration of the command families. Each Setup* binds a subcommand's options and a
+// callback that calls engine code and renders its result; nothing more.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "cli/context.h"
+
+namespace safemig::cli {
+
+// `init`, `new`.
+void SetupProjectCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
+// `status`, `up`, `down`, `validate`, `history`.
+void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
+
+}  // namespace safemig::cli

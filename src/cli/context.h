@@ -1,0 +1,74 @@
+// What every command shares: the global options, the console (text or JSON), and opening
+// the target database. Only src/cli writes to stdout/stderr.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "config/url.h"
+#include "core/migration.h"
+#include "driver/driver.h"
+#include "engine/reporter.h"
+
+namespace safemig::cli {
+
+struct GlobalOptions {
+  std::string config_file;
+  std::string env;
+  std::string url;
+  std::string dir;
+  std::string lock_timeout;  // overrides the environment's lock_timeout when set
+  std::string format = "text";  // text | json
+  bool yes = false;
+  bool quiet = false;
+  int verbose = 0;
+
+  bool json() const { return format == "json"; }
+};
+
+// Binds the global options to the top-level app.
+void SetupGlobalOptions(CLI::App& app, GlobalOptions& options);
+
+// Text goes to stdout unless quiet; warnings to stderr; JSON mode prints exactly one JSON
+// document on stdout at the end of a command.
+class Console {
+ public:
+  explicit Console(const GlobalOptions& options) : options_(options) {}
+  bool json() const { return options_.json(); }
+  bool verbose() const { return options_.verbose > 0; }
+  void Line(const std::string& text) const;     // text mode, not quiet
+  void Warning(const std::string& text) const;  // stderr, both modes (not quiet)
+  void Json(const nlohmann::json& document) const;
+
+ private:
+  const GlobalOptions& options_;
+};
+
+// Renders engine events for a person (text) or swallows them (JSON: the result document
+// carries the same facts).
+std::unique_ptr<Reporter> MakeReporter(const Console& console);
+
+struct Target {
+  Resolved resolved;
+  DatabaseUrl url;
+  std::unique_ptr<Driver> driver;
+};
+
+Selection ToSelection(const GlobalOptions& options);
+
+// Resolves config/environment/URL and connects. `create_if_missing`: see OpenOptions.
+Target OpenTarget(const GlobalOptions& options, bool create_if_missing);
+
+// The migrations in the resolved directory.
+std::vector<Migration> LoadMigrations(const Resolved& resolved);
+
+// "alice@host pid 123": how this run names itself to other runners and in history.
+std::string RunnerName();
+
+}  // namespace safemig::cli

@@ -1,0 +1,372 @@
+// `status`, `up`, `down`, `validate`, `history`.
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "core/clock.h"
+#include "core/discovery.h"
+#include "core/error.h"
+#include "core/sql_split.h"
+#include "core/status.h"
+#include "engine/migrator.h"
+
+namespace safemig::cli {
+namespace {
+
+struct StepOptions {
+  std::string to;
+  int steps = 0;
+
+  std::optional<std::string> To() const {
+    return to.empty() ? std::nullopt : std::optional<std::string>(to);
+  }
+  std::optional<int> Steps() const { return steps == 0 ? std::nullopt : std::optional<int>(steps); }
+};
+
+nlohmann::json StatusRowJson(const StatusRow& row) {
+  nlohmann::json j = {{"version", row.version}, {"name", row.name},
+                      {"state", StateName(row.state)}};
+  if (row.applied) {
+    j["applied_at"] = row.applied->applied_at;
+    j["applied_by"] = row.applied->applied_by;
+    j["duration_ms"] = row.applied->duration_ms;
+  }
+  if (row.file) j["file"] = row.file->up_path;
+  if (!row.detail.empty()) j["detail"] = row.detail;
+  return j;
+}
+
+std::string VersionOrNone(const std::string& version) {
+  return version.empty() ? "none" : version;
+}
+
+// Reads history under the lock the caller holds and compares it with the files.
+StatusReport ReadStatus(Driver& driver, const std::vector<Migration>& files) {
+  return ComputeStatus(files, driver.ReadHistory());
+}
+
+void RunStatus(const GlobalOptions& options) {
+  Console console(options);
+  Target target = OpenTarget(options, /*create_if_missing=*/false);
+  std::vector<Migration> files = LoadMigrations(target.resolved);
+  StatusReport status = ReadStatus(*target.driver, files);
+  if (console.json()) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const StatusRow& row : status.rows) rows.push_back(StatusRowJson(row));
+    console.Json({{"command", "status"},
+                  {"ok", true},
+                  {"environment", target.resolved.environment.name},
+                  {"database", target.driver->Describe()},
+                  {"migrations_dir", target.resolved.migrations.string()},
+                  {"current_version", status.current_version},
+                  {"applied", status.applied},
+                  {"pending", status.pending},
+                  {"drifted", status.drifted},
+                  {"migrations", rows}});
+    return;
+  }
+  console.Line(fmt::format("Database:    {} ({}), environment {}", target.driver->Describe(),
+                           target.driver->ServerVersion(), target.resolved.environment.name));
+  console.Line(fmt::format("Migrations:  {}", target.resolved.migrations.string()));
+  console.Line(fmt::format("Version:     {} ({} applied, {} pending{})",
+                           VersionOrNone(status.current_version), status.applied,
+                           status.pending,
+                           status.drifted ? fmt::format(", {} drifted", status.drifted) : ""));
+  if (status.rows.empty()) {
+    console.Line("No migrations yet: create one with `safemig new NAME`.");
+    return;
+  }
+  size_t name_width = 4;
+  for (const StatusRow& row : status.rows) name_width = std::max(name_width, row.name.size());
+  console.Line("");
+  console.Line(fmt::format("  {:<16} {:<{}} {:<13} {}", "VERSION", "NAME", name_width, "STATE",
+                           "APPLIED AT"));
+  for (const StatusRow& row : status.rows) {
+    console.Line(fmt::format("  {:<16} {:<{}} {:<13} {}", row.version, row.name, name_width,
+                             StateName(row.state),
+                             row.applied ? row.applied->applied_at : std::string("-")));
+  }
+  for (const StatusRow& row : status.rows) {
+    if (!row.detail.empty()) console.Warning(fmt::format("{}: {}", row.version, row.detail));
+  }
+}
+
+nlohmann::json RunResultJson(const std::string& command, const Target& target,
+                             const RunOptions& run, const RunResult& result) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const StepOutcome& step : result.steps) {
+    steps.push_back({{"version", step.version}, {"name", step.name},
+                     {"took_ms", step.took.count()}});
+  }
+  return {{"command", command},
+          {"ok", true},
+          {"environment", target.resolved.environment.name},
+          {"database", target.driver->Describe()},
+          {"run_id", run.run_id},
+          {"from_version", result.from_version},
+          {"to_version", result.to_version},
+          {"took_ms", result.took.count()},
+          {"migrations", steps}};
+}
+
+// Asks before a large revert. Non-interactive runs must say --yes.
+void Confirm(const GlobalOptions& options, const std::string& question) {
+  if (options.yes) return;
+  if (!::isatty(STDIN_FILENO)) {
+    throw Error(Category::kUsage, question + ": refusing without confirmation",
+                "pass --yes to confirm in a non-interactive run");
+  }
+  std::cerr << question << "? Type yes to continue: " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "yes") throw Error(Category::kUsage, "not confirmed; nothing was changed");
+}
+
+void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, Direction direction) {
+  Console console(options);
+  const char* command = direction == Direction::kUp ? "up" : "down";
+  Target target = OpenTarget(options, /*create_if_missing=*/direction == Direction::kUp);
+  std::vector<Migration> files;
+  if (direction == Direction::kUp) {
+    files = LoadMigrations(target.resolved);
+  } else {
+    // A rollback must work when the application (and its migration files) was already
+    // rolled back: downs come from history, files only improve the status report.
+    try {
+      files = LoadMigrations(target.resolved);
+    } catch (const Error& e) {
+      console.Warning(fmt::format("{} (continuing: down uses the SQL stored in the database)",
+                                  e.what()));
+    }
+  }
+  auto lock = target.driver->Lock(target.resolved.environment.lock_timeout, RunnerName());
+  target.driver->EnsureMetadata();
+  StatusReport status = ReadStatus(*target.driver, files);
+  Plan plan = direction == Direction::kUp
+                  ? PlanUp(status, step_options.To(), step_options.Steps())
+                  : PlanDown(status, step_options.To(), step_options.Steps());
+  RunOptions run;
+  run.environment = target.resolved.environment.name;
+  run.run_id = NewRunId();
+  run.applied_by = CurrentUserAtHost();
+  if (plan.steps.empty()) {
+    if (console.json()) {
+      console.Json(RunResultJson(command, target, run,
+                                 RunResult{{}, status.current_version, status.current_version,
+                                           std::chrono::milliseconds(0), 0}));
+    } else {
+      console.Line(fmt::format("Nothing to {}: {} is at version {}.",
+                               direction == Direction::kUp ? "apply" : "revert",
+                               target.driver->Describe(), VersionOrNone(status.current_version)));
+    }
+    return;
+  }
+  if (direction == Direction::kDown && plan.steps.size() > 1) {
+    Confirm(options, fmt::format("revert {} migrations of {} (down to version {})",
+                                 plan.steps.size(), target.driver->Describe(),
+                                 VersionOrNone(plan.to_version)));
+  }
+  console.Line(fmt::format("{} {} migration{} on {} (environment {}): version {} -> {}",
+                           direction == Direction::kUp ? "Applying" : "Reverting",
+                           plan.steps.size(), plan.steps.size() == 1 ? "" : "s",
+                           target.driver->Describe(), target.resolved.environment.name,
+                           VersionOrNone(plan.from_version), VersionOrNone(plan.to_version)));
+  if (direction == Direction::kDown) {
+    console.Line("  using the down SQL stored in safemig_migrations when each was applied");
+  }
+  auto reporter = MakeReporter(console);
+  Migrator migrator(*target.driver, *reporter);
+  RunResult result = migrator.Execute(plan, run);
+  if (console.json()) {
+    console.Json(RunResultJson(command, target, run, result));
+    return;
+  }
+  console.Line(fmt::format("Done: {} is at version {} ({} in {}).", target.driver->Describe(),
+                           VersionOrNone(result.to_version),
+                           fmt::format("{} migration{}", result.steps.size(),
+                                       result.steps.size() == 1 ? "" : "s"),
+                           FormatDuration(result.took)));
+}
+
+// Where migrations live when no database is named (validate without a URL).
+std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options) {
+  if (!options.dir.empty()) return options.dir;
+  std::filesystem::path file = options.config_file.empty() ? "safemig.toml" : options.config_file;
+  if (std::filesystem::exists(file)) return LoadConfig(file).migrations;
+  return "migrations";
+}
+
+void RunValidate(const GlobalOptions& options, int& exit_code) {
+  Console console(options);
+  std::vector<std::string> problems;
+  std::vector<Migration> files;
+  std::optional<Target> target;
+  std::filesystem::path dir;
+  bool database_checked = false;
+  bool database_missing = false;
+  try {
+    Resolved resolved = Resolve(ToSelection(options));
+    DatabaseUrl url = ParseDatabaseUrl(resolved.environment.url);
+    dir = resolved.migrations;
+    // A SQLite file that does not exist yet has no history: nothing can have drifted.
+    database_missing = url.engine == Engine::kSqlite && url.path != ":memory:" &&
+                       !std::filesystem::exists(url.path);
+    if (!database_missing) target.emplace(OpenTarget(options, /*create_if_missing=*/false));
+  } catch (const Error& e) {
+    // No database named at all: check the files alone. Any other failure (bad URL,
+    // unreachable server) is the user's real problem and is reported as such.
+    if (e.category() != Category::kUsage) throw;
+    dir = MigrationsDirWithoutDatabase(options);
+  }
+  try {
+    files = DiscoverMigrations(dir);
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+  }
+  Dialect dialect = target ? target->driver->dialect() : Dialect::kSqlite;
+  for (const Migration& file : files) {
+    for (const auto& [sql, path, first_line] :
+         {std::tuple(file.up_sql, file.up_path, file.up_first_line),
+          std::tuple(file.down_sql, file.down_path, file.down_first_line)}) {
+      try {
+        SplitStatements(sql, dialect);
+      } catch (const Error& e) {
+        problems.push_back(fmt::format("{} (section starting at line {}): {}", path, first_line,
+                                       e.what()));
+      }
+    }
+  }
+  StatusReport status;
+  if (database_missing) database_checked = true;
+  if (target) {
+    status = ReadStatus(*target->driver, files);
+    database_checked = true;
+    for (const StatusRow& row : status.rows) {
+      if (IsDrift(row.state)) problems.push_back(row.detail);
+    }
+  }
+  if (!problems.empty()) exit_code = ExitCodeFor(Category::kNoGo);
+  if (console.json()) {
+    console.Json({{"command", "validate"},
+                  {"ok", problems.empty()},
+                  {"migrations_dir", dir.string()},
+                  {"migrations", files.size()},
+                  {"database_checked", database_checked},
+                  {"problems", problems}});
+    return;
+  }
+  if (!database_checked) {
+    console.Line("No database given (--url, SAFEMIG_DATABASE_URL or config): checked the files "
+                 "only, not drift.");
+  }
+  if (problems.empty()) {
+    console.Line(fmt::format("OK: {} migrations in {} are well-formed and paired{}.",
+                             files.size(), dir.string(),
+                             database_checked ? ", and match the database's history" : ""));
+    return;
+  }
+  for (const std::string& problem : problems) std::cerr << "problem: " << problem << '\n';
+  std::cerr << fmt::format("error: validation found {} problem{}; nothing was changed\n",
+                           problems.size(), problems.size() == 1 ? "" : "s");
+}
+
+void RunHistory(const GlobalOptions& options, bool journal, int limit) {
+  Console console(options);
+  Target target = OpenTarget(options, /*create_if_missing=*/false);
+  if (journal) {
+    std::vector<JournalEntry> entries = target.driver->ReadJournal(limit);
+    if (console.json()) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (const JournalEntry& e : entries) {
+        rows.push_back({{"id", e.id}, {"kind", e.kind}, {"environment", e.environment},
+                        {"run_id", e.deploy_id}, {"started_at", e.started_at},
+                        {"finished_at", e.finished_at}, {"outcome", e.outcome},
+                        {"from_version", e.from_version}, {"to_version", e.to_version},
+                        {"backup_id", e.backup_id},
+                        {"details", nlohmann::json::parse(e.details, nullptr, false)}});
+      }
+      console.Json({{"command", "history"}, {"ok", true}, {"journal", rows}});
+      return;
+    }
+    console.Line(fmt::format("  {:>4} {:<6} {:<24} {:<9} {:<16} {:<16} {}", "ID", "KIND",
+                             "STARTED", "OUTCOME", "FROM", "TO", "ENVIRONMENT"));
+    for (const JournalEntry& e : entries) {
+      console.Line(fmt::format("  {:>4} {:<6} {:<24} {:<9} {:<16} {:<16} {}", e.id, e.kind,
+                               e.started_at, e.outcome, VersionOrNone(e.from_version),
+                               VersionOrNone(e.to_version), e.environment));
+    }
+    return;
+  }
+  std::vector<HistoryRow> rows = target.driver->ReadHistory();
+  std::sort(rows.begin(), rows.end(), [](const HistoryRow& a, const HistoryRow& b) {
+    return CompareVersions(a.version, b.version) < 0;
+  });
+  if (console.json()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const HistoryRow& row : rows) {
+      list.push_back({{"version", row.version}, {"name", row.name}, {"checksum", row.checksum},
+                      {"file", row.up_path}, {"down_checksum", row.down_checksum},
+                      {"irreversible", row.irreversible},
+                      {"no_transaction", row.no_transaction}, {"applied_at", row.applied_at},
+                      {"applied_by", row.applied_by}, {"duration_ms", row.duration_ms},
+                      {"run_id", row.deploy_id}, {"backup_id", row.backup_id}});
+    }
+    console.Json({{"command", "history"}, {"ok", true}, {"applied", list}});
+    return;
+  }
+  if (rows.empty()) {
+    console.Line(fmt::format("No migrations applied to {}.", target.driver->Describe()));
+    return;
+  }
+  console.Line(fmt::format("  {:<16} {:<36} {:<24} {:>8}  {}", "VERSION", "NAME", "APPLIED AT",
+                           "TOOK", "BY"));
+  for (const HistoryRow& row : rows) {
+    console.Line(fmt::format("  {:<16} {:<36} {:<24} {:>8}  {}", row.version, row.name,
+                             row.applied_at,
+                             FormatDuration(std::chrono::milliseconds(row.duration_ms)),
+                             row.applied_by));
+  }
+}
+
+void AddStepOptions(CLI::App& command, StepOptions& step_options, const char* to_help) {
+  auto* to = command.add_option("--to", step_options.to, to_help);
+  command.add_option("--steps", step_options.steps, "number of migrations")->excludes(to);
+}
+
+}  // namespace
+
+void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code) {
+  app.add_subcommand("status", "show applied, pending and drifted migrations")
+      ->callback([&options] { RunStatus(options); });
+
+  auto up_options = std::make_shared<StepOptions>();
+  auto* up = app.add_subcommand("up", "apply pending migrations (each in its own transaction)");
+  AddStepOptions(*up, *up_options, "apply up to and including this version");
+  up->callback([&options, up_options] { RunMigrate(options, *up_options, Direction::kUp); });
+
+  auto down_options = std::make_shared<StepOptions>();
+  auto* down = app.add_subcommand(
+      "down", "revert applied migrations with their stored down SQL (one by default)");
+  AddStepOptions(*down, *down_options,
+                 "revert every migration newer than this version (0: all of them)");
+  down->callback(
+      [&options, down_options] { RunMigrate(options, *down_options, Direction::kDown); });
+
+  app.add_subcommand("validate", "check migration files (pairing, syntax) and drift; exit 5 "
+                                 "on any problem")
+      ->callback([&options, &exit_code] { RunValidate(options, exit_code); });
+
+  auto journal = std::make_shared<bool>(false);
+  auto limit = std::make_shared<int>(50);
+  auto* history = app.add_subcommand("history", "list applied migrations, or the journal");
+  history->add_flag("--journal", *journal, "list journal entries (runs) instead");
+  history->add_option("--limit", *limit, "journal entries to show (newest first)");
+  history->callback([&options, journal, limit] { RunHistory(options, *journal, *limit); });
+}
+
+}  // namespace safemig::cli
