@@ -1,0 +1,197 @@
+#include "backup/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <iomanip>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/error.h"
+
+namespace safemig {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kPartialSuffix = ".partial";
+constexpr const char* kVerifiedName = "verified.json";
+
+bool EndsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Environment names are restricted by the config loader; versions may hold dots.
+std::string IdSafe(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '-');
+  }
+  return out;
+}
+
+// Parses "2026-11-26T02:47:16.123Z" into a time point; nullopt when malformed.
+std::optional<std::chrono::system_clock::time_point> ParseIso(const std::string& text) {
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+bool TakenBeforeChange(const BackupEntry& entry) {
+  return entry.manifest &&
+         (entry.manifest->reason == "before-up" || entry.manifest->reason == "before-down");
+}
+
+}  // namespace
+
+std::string BackupStore::NewId(const std::string& environment,
+                               const std::string& migration_version) const {
+  std::string stamp = NewRunId().substr(0, 16);  // 20261126T030536Z
+  std::string base = fmt::format("{}_{}_v{}", stamp, IdSafe(environment),
+                                 migration_version.empty() ? "0" : IdSafe(migration_version));
+  std::string id = base;
+  for (int n = 2; fs::exists(dir_ / id) || fs::exists(dir_ / (id + kPartialSuffix)); ++n) {
+    id = fmt::format("{}-{}", base, n);
+  }
+  return id;
+}
+
+std::vector<std::string> BackupStore::RemoveAbandoned() const {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir_, ec)) return removed;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || !EndsWith(name, kPartialSuffix)) continue;
+    int fd = ::open((entry.path() / ".writer.lock").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+      bool in_use = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+      ::close(fd);
+      if (in_use) continue;  // another safemig is writing it right now
+    }
+    std::error_code ignored;
+    fs::remove_all(entry.path(), ignored);
+    removed.push_back(name.substr(0, name.size() - std::string(kPartialSuffix).size()));
+  }
+  return removed;
+}
+
+std::vector<BackupEntry> BackupStore::List() const {
+  std::vector<BackupEntry> entries;
+  std::error_code ec;
+  if (!fs::is_directory(dir_, ec)) return entries;
+  for (const auto& item : fs::directory_iterator(dir_, ec)) {
+    const std::string name = item.path().filename().string();
+    if (!item.is_directory() || EndsWith(name, kPartialSuffix) || name.front() == '.') continue;
+    if (!fs::exists(item.path() / "manifest.json")) continue;
+    BackupEntry entry;
+    entry.id = name;
+    entry.dir = item.path();
+    try {
+      entry.manifest = ArchiveReader::Open(item.path()).manifest();
+    } catch (const Error& e) {
+      entry.problem = e.what();
+    }
+    std::ifstream verified(item.path() / kVerifiedName);
+    if (verified) {
+      nlohmann::json j = nlohmann::json::parse(verified, nullptr, false);
+      if (j.is_object()) {
+        entry.verified = true;
+        entry.verified_at = j.value("verified_at", "");
+        entry.verified_by = j.value("how", "");
+      }
+    }
+    entries.push_back(std::move(entry));
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const BackupEntry& a, const BackupEntry& b) { return a.id < b.id; });
+  return entries;
+}
+
+BackupEntry BackupStore::Find(const std::string& id_or_prefix) const {
+  std::vector<BackupEntry> entries = List();
+  if (id_or_prefix == "latest" && !entries.empty()) return entries.back();
+  std::vector<const BackupEntry*> matches;
+  for (const BackupEntry& entry : entries) {
+    if (entry.id == id_or_prefix) return entry;
+    if (entry.id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) matches.push_back(&entry);
+  }
+  if (matches.size() == 1) return *matches.front();
+  if (matches.empty()) {
+    throw Error(Category::kUsage,
+                fmt::format("no backup '{}' in {}", id_or_prefix, dir_.string()),
+                "list them with `safemig backup list`");
+  }
+  throw Error(Category::kUsage,
+              fmt::format("'{}' matches {} backups in {}", id_or_prefix, matches.size(),
+                          dir_.string()),
+              "give more of the id");
+}
+
+void BackupStore::MarkVerified(const std::string& id, const std::string& how) const {
+  fs::path path = dir_ / id / kVerifiedName;
+  std::error_code ignored;
+  fs::remove(path, ignored);
+  FileSink sink(path);
+  const std::string text = nlohmann::json{{"verified_at", NowIso8601()}, {"how", how}}.dump() + "\n";
+  sink.Write(text.data(), text.size());
+  sink.Finish();
+}
+
+std::vector<std::string> BackupStore::Prune(const Retention& retention,
+                                            const std::set<std::string>& keep,
+                                            bool dry_run) const {
+  std::vector<BackupEntry> entries = List();  // oldest first
+  std::set<std::string> protect = keep;
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    if (it->verified) {
+      protect.insert(it->id);
+      break;
+    }
+  }
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    if (TakenBeforeChange(*it)) {
+      protect.insert(it->id);
+      break;
+    }
+  }
+  const auto now = std::chrono::system_clock::now();
+  std::vector<std::string> removed;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const BackupEntry& entry = entries[i];
+    if (protect.count(entry.id)) continue;
+    // Each rule names backups to keep; a backup goes when no configured rule keeps it.
+    const size_t newer = entries.size() - 1 - i;
+    bool kept = false;
+    if (retention.keep_last && static_cast<int>(newer) < *retention.keep_last) kept = true;
+    if (retention.max_age) {
+      std::optional<std::chrono::system_clock::time_point> created;
+      if (entry.manifest) created = ParseIso(entry.manifest->created_at);
+      if (!created || now - *created <= *retention.max_age) kept = true;
+    }
+    if (!retention.keep_last && !retention.max_age) kept = true;
+    if (kept) continue;
+    removed.push_back(entry.id);
+    if (!dry_run) {
+      std::error_code ec;
+      fs::remove_all(entry.dir, ec);
+      if (ec) {
+        throw Error(Category::kMigrationFailed,
+                    fmt::format("cannot remove backup {}: {}", entry.dir.string(), ec.message()));
+      }
+    }
+  }
+  return removed;
+}
+
+}  // namespace safemig
