@@ -19,4 +19,27 @@ std::unique_ptr<Driver> OpenDriver(const DatabaseUrl& url, const OpenOptions& op
               "use a sqlite: URL; PostgreSQL and MySQL/MariaDB support is in progress");
 }
 
+void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                    const RestoreOptions& options, const ArchiveReader::Progress& progress) {
+  const std::string& engine = archive.manifest().engine;
+  if (engine != EngineName(target.engine)) {
+    throw Error(Category::kUsage,
+                "backup " + archive.manifest().id + " holds a " + engine +
+                    " database; it cannot be restored into a " + EngineName(target.engine) +
+                    " target",
+                "pass --into with a " + engine + " URL");
+  }
+  switch (target.engine) {
+    case Engine::kSqlite:
+      RestoreSqliteArchive(archive, target, options, progress);
+      return;
+    case Engine::kPostgres:
+    case Engine::kMySql:
+      break;
+  }
+  throw Error(Category::kConfig,
+              std::string("this build of safemig has no ") + EngineName(target.engine) +
+                  " driver yet");
+}
+
 }  // namespace safemig

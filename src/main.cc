@@ -53,11 +53,15 @@ int main(int argc, char** argv) {
   safemig::cli::SetupGlobalOptions(app, options);
   safemig::cli::SetupProjectCommands(app, options, exit_code);
   safemig::cli::SetupMigrateCommands(app, options, exit_code);
+  safemig::cli::SetupBackupCommands(app, options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : safemig::ExitCodeFor(safemig::Category::kUsage);
+    // --help and --version are "errors" with exit code 0: let CLI11 print them.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    // Anything else may echo an argument, and an argument may be a URL with a password.
+    return ReportError(app, options, safemig::Category::kUsage, e.what(),
+                       "run `safemig --help`, or `safemig COMMAND --help`");
   } catch (const safemig::Error& e) {
     return ReportError(app, options, e.category(), e.what(), e.hint());
   } catch (const std::exception& e) {

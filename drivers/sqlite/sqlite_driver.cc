@@ -1,5 +1,6 @@
 #include "drivers/sqlite/sqlite_driver.h"
 
+#include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -13,8 +14,10 @@
 
 #include <fmt/format.h>
 
+#include "backup/stream.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "drivers/sqlite/sqlite_fingerprint.h"
 
 namespace safemig {
 namespace {
@@ -84,6 +87,26 @@ std::string ReadHolder(int fd) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   return text.empty() ? "another safemig process (it did not say who)" : text;
 }
+
+constexpr const char* kSqlitePartName = "database.sqlite3.zst";
+constexpr const char* kSqlitePartKind = "sqlite-database";
+
+// Removes a temporary file unless Keep() was called.
+class TempFileGuard {
+ public:
+  explicit TempFileGuard(std::filesystem::path path) : path_(std::move(path)) {}
+  ~TempFileGuard() {
+    if (!kept_) {
+      std::error_code ignored;
+      std::filesystem::remove(path_, ignored);
+    }
+  }
+  void Keep() { kept_ = true; }
+
+ private:
+  std::filesystem::path path_;
+  bool kept_ = false;
+};
 
 class SqliteDriver : public Driver {
  public:
@@ -199,9 +222,12 @@ class SqliteDriver : public Driver {
           RunStatement(step, statement);
           ++done;
           if (sqlite3_get_autocommit(db_->getHandle()) != 0) {
-            throw Error(Category::kMigrationFailed,
-                        fmt::format("{}:{}: the statement ended safemig's transaction",
-                                    step.source, step.first_line + statement.line - 1),
+            // What ran before it is committed now: the state is no longer the one before.
+            throw Error(Category::kNeedsPerson,
+                        fmt::format("{}:{}: the statement ended safemig's transaction, so the "
+                                    "{} statement(s) up to it stay applied and the migration "
+                                    "is not recorded",
+                                    step.source, step.first_line + statement.line - 1, done),
                         "remove BEGIN/COMMIT/ROLLBACK from the migration: safemig wraps each "
                         "migration in a transaction (or mark it -- safemig:no-transaction)");
           }
@@ -309,6 +335,36 @@ class SqliteDriver : public Driver {
       }
     });
     return entries;
+  }
+
+  Fingerprint TakeFingerprint(bool include_metadata) override {
+    return FingerprintSqlite(*db_, include_metadata);
+  }
+
+  Fingerprint Dump(ArchiveWriter& archive, const ArchiveReader::Progress& progress) override {
+    // The online backup API copies a consistent image even while other connections
+    // write; copying in one step holds a read snapshot for the duration instead of
+    // restarting whenever a writer commits.
+    const std::filesystem::path snapshot = archive.ScratchPath("snapshot.sqlite3");
+    Fingerprint fingerprint;
+    Guarded("copy the database with the online backup API", [&] {
+      SQLite::Database copy(snapshot.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      SQLite::Backup backup(copy, *db_);
+      backup.executeStep(-1);
+      fingerprint = FingerprintSqlite(copy, /*include_metadata=*/true);
+    });
+    std::int64_t rows = 0;
+    for (const auto& [name, data] : fingerprint.tables) rows += data.rows;
+    {
+      FileSource source(snapshot);
+      Sink& part = archive.BeginPart(kSqlitePartName, kSqlitePartKind);
+      const std::uint64_t total = std::filesystem::file_size(snapshot);
+      ProgressSink counted(part, total, progress);
+      Pump(source, counted);
+      archive.EndPart(rows);
+    }
+    std::filesystem::remove(snapshot);
+    return fingerprint;
   }
 
  private:
@@ -438,6 +494,78 @@ class SqliteDriver : public Driver {
 
 std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptions& options) {
   return std::make_unique<SqliteDriver>(url, options);
+}
+
+void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                          const RestoreOptions& options, const ArchiveReader::Progress& progress) {
+  namespace fs = std::filesystem;
+  const Manifest& manifest = archive.manifest();
+  const PartInfo* part = nullptr;
+  for (const PartInfo& candidate : manifest.parts) {
+    if (candidate.kind == kSqlitePartKind) part = &candidate;
+  }
+  if (part == nullptr) {
+    throw Error(Category::kIntegrity,
+                fmt::format("backup {} has no {} part", manifest.id, kSqlitePartKind));
+  }
+  const fs::path path = target.path;
+  if (target.path == ":memory:") {
+    throw Error(Category::kUsage, "cannot restore into an in-memory SQLite database",
+                "pass --into sqlite:PATH");
+  }
+  std::error_code ec;
+  if (fs::exists(path, ec) && !options.replace_existing) {
+    throw Error(Category::kUsage,
+                fmt::format("{} already exists; a restore never overwrites it unasked", path.string()),
+                "restore into a new path with --into, or replace it with --in-place");
+  }
+  // Nothing is touched until every part has passed its checksum.
+  archive.CheckParts();
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const fs::path temp = parent / fmt::format(".{}.safemig-restore-{}", path.filename().string(),
+                                             static_cast<long>(::getpid()));
+  fs::remove(temp, ec);
+  TempFileGuard guard(temp);
+  {
+    FileSink sink(temp);
+    archive.ExtractPart(*part, sink, progress);
+    sink.Finish();
+  }
+  try {
+    SQLite::Database restored(temp.string(), SQLite::OPEN_READWRITE);
+    std::string check = restored.execAndGet("PRAGMA integrity_check").getString();
+    if (check != "ok") {
+      throw Error(Category::kIntegrity,
+                  fmt::format("restored copy of {} fails SQLite's integrity check: {}",
+                              manifest.id, check));
+    }
+    Fingerprint actual = FingerprintSqlite(restored, /*include_metadata=*/true);
+    if (actual.Digest() != manifest.fingerprint.Digest()) {
+      std::vector<std::string> differences = DescribeDifferences(manifest.fingerprint, actual);
+      throw Error(Category::kIntegrity,
+                  fmt::format("restored copy of {} differs from what was backed up: {}",
+                              manifest.id, differences.empty() ? "digest" : differences.front()),
+                  "the backup cannot be trusted; use another one");
+    }
+  } catch (const SQLite::Exception& e) {
+    throw Error(Category::kIntegrity,
+                fmt::format("restored copy of {} is not a usable SQLite database: {}",
+                            manifest.id, e.what()));
+  }
+  if (options.replace_existing) {
+    // A WAL left beside the old file would be replayed onto the restored one.
+    fs::remove(path.string() + "-wal", ec);
+    fs::remove(path.string() + "-shm", ec);
+    fs::remove(path.string() + "-journal", ec);
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    throw Error(Category::kMigrationFailed,
+                fmt::format("cannot move the restored database into place at {}: {}",
+                            path.string(), std::strerror(errno)),
+                "check permissions of the directory; the target was not changed");
+  }
+  guard.Keep();
+  SyncDirectory(parent);
 }
 
 }  // namespace safemig

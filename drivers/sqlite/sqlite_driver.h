@@ -17,4 +17,8 @@ namespace safemig {
 // cannot be opened (or is missing and !options.create_if_missing).
 std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptions& options);
 
+// RestoreArchive for SQLite targets (see driver.h).
+void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                          const RestoreOptions& options, const ArchiveReader::Progress& progress);
+
 }  // namespace safemig

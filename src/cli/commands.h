@@ -10,6 +10,8 @@ namespace safemig::cli {
 
 // `init`, `new`.
 void SetupProjectCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
+// `backup create|list|show|verify|prune`, `restore`.
+void SetupBackupCommands(CLI::App& app, GlobalOptions& options);
 // `status`, `up`, `down`, `validate`, `history`.
 void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
 

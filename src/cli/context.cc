@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "core/clock.h"
+#include "core/error.h"
 #include "core/discovery.h"
 #include "engine/migrator.h"
 
@@ -29,6 +32,33 @@ void SetupGlobalOptions(CLI::App& app, GlobalOptions& options) {
   app.add_flag("-v,--verbose", options.verbose, "print more detail");
 }
 
+std::string Bytes(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 4) {
+    value /= 1024.0;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+void Confirm(const GlobalOptions& options, const std::string& question) {
+  if (options.yes) return;
+  if (!::isatty(STDIN_FILENO)) {
+    throw Error(Category::kUsage, question + ": refusing without confirmation",
+                "pass --yes to confirm in a non-interactive run");
+  }
+  std::cerr << question << "? Type yes to continue: " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "yes") throw Error(Category::kUsage, "not confirmed; nothing was changed");
+}
+
+std::filesystem::path BackupDir(const Resolved& resolved) {
+  return resolved.environment.backups;
+}
+
 void Console::Line(const std::string& text) const {
   if (json() || options_.quiet) return;
   std::cout << RedactSecrets(text) << '\n';
@@ -45,12 +75,80 @@ void Console::Json(const nlohmann::json& document) const {
 
 namespace {
 
+// A one-line bar on stderr (bytes, rate, ETA), redrawn at most ten times a second. Drawn
+// only when stderr is a terminal, not in JSON mode and not under CI.
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool enabled) : enabled_(enabled) {}
+  ~ProgressBar() { Clear(); }
+
+  void Update(std::string_view task, std::uint64_t done, std::uint64_t total) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (task != task_) {
+      Clear();
+      task_ = std::string(task);
+      started_ = now;
+    }
+    if (done < total && now - drawn_ < std::chrono::milliseconds(100)) return;
+    drawn_ = now;
+    double seconds = std::chrono::duration<double>(now - started_).count();
+    double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+    std::string line;
+    if (total > 0) {
+      int filled = static_cast<int>(30.0 * static_cast<double>(done) / static_cast<double>(total));
+      filled = std::clamp(filled, 0, 30);
+      std::string eta = rate > 0 && done < total
+                            ? fmt::format(" ETA {:.0f} s", static_cast<double>(total - done) / rate)
+                            : "";
+      line = fmt::format("  {:<8}[{}{}] {:3.0f}%  {} / {}  {}/s{}", task_, std::string(filled, '#'),
+                         std::string(30 - filled, '.'),
+                         100.0 * static_cast<double>(done) / static_cast<double>(total),
+                         Bytes(done), Bytes(total), Bytes(static_cast<std::uint64_t>(rate)), eta);
+    } else {
+      line = fmt::format("  {:<8}{}  {}/s", task_, Bytes(done),
+                         Bytes(static_cast<std::uint64_t>(rate)));
+    }
+    std::cerr << "\r\033[K" << line << std::flush;
+    visible_ = true;
+  }
+
+  void Clear() {
+    if (visible_) std::cerr << "\r\033[K" << std::flush;
+    visible_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool visible_ = false;
+  std::string task_;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point drawn_;
+};
+
+bool WantProgressBar(const GlobalOptions& options) {
+  const char* ci = std::getenv("CI");
+  bool under_ci = ci != nullptr && std::string(ci) != "" && std::string(ci) != "false";
+  return !options.json() && !options.quiet && !under_ci && ::isatty(STDERR_FILENO);
+}
+
 class TextReporter : public Reporter {
  public:
-  explicit TextReporter(const Console& console) : console_(console) {}
+  TextReporter(const Console& console, bool progress_bar)
+      : console_(console), bar_(progress_bar) {}
 
-  void Note(std::string_view message) override { console_.Line(std::string(message)); }
-  void Warning(std::string_view message) override { console_.Warning(std::string(message)); }
+  void Progress(std::string_view task, std::uint64_t done, std::uint64_t total) override {
+    bar_.Update(task, done, total);
+  }
+
+  void Note(std::string_view message) override {
+    bar_.Clear();
+    console_.Line(std::string(message));
+  }
+  void Warning(std::string_view message) override {
+    bar_.Clear();
+    console_.Warning(std::string(message));
+  }
 
   void StepStarted(const PlannedStep& step, std::size_t index, std::size_t count) override {
     index_ = index;
@@ -75,6 +173,7 @@ class TextReporter : public Reporter {
     return step.direction == Direction::kUp ? "up  " : "down";
   }
   const Console& console_;
+  ProgressBar bar_;
   std::size_t index_ = 0;
   std::size_t count_ = 0;
 };
@@ -92,7 +191,7 @@ class JsonReporter : public Reporter {
 
 std::unique_ptr<Reporter> MakeReporter(const Console& console) {
   if (console.json()) return std::make_unique<JsonReporter>(console);
-  return std::make_unique<TextReporter>(console);
+  return std::make_unique<TextReporter>(console, WantProgressBar(console.options()));
 }
 
 Selection ToSelection(const GlobalOptions& options) {

@@ -42,6 +42,7 @@ class Console {
   explicit Console(const GlobalOptions& options) : options_(options) {}
   bool json() const { return options_.json(); }
   bool verbose() const { return options_.verbose > 0; }
+  const GlobalOptions& options() const { return options_; }
   void Line(const std::string& text) const;     // text mode, not quiet
   void Warning(const std::string& text) const;  // stderr, both modes (not quiet)
   void Json(const nlohmann::json& document) const;
@@ -70,5 +71,15 @@ std::vector<Migration> LoadMigrations(const Resolved& resolved);
 
 // "alice@host pid 123": how this run names itself to other runners and in history.
 std::string RunnerName();
+
+// Asks `question` on a terminal; non-interactive runs must pass --yes. Throws
+// Error(kUsage) when not confirmed.
+void Confirm(const GlobalOptions& options, const std::string& question);
+
+// "1.4 GiB"
+std::string Bytes(std::uint64_t bytes);
+
+// The backup store of the resolved environment.
+std::filesystem::path BackupDir(const Resolved& resolved);
 
 }  // namespace safemig::cli

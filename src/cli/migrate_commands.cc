@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "core/sql_split.h"
 #include "core/status.h"
+#include "engine/backups.h"
 #include "engine/migrator.h"
 
 namespace safemig::cli {
@@ -21,6 +23,7 @@ namespace {
 struct StepOptions {
   std::string to;
   int steps = 0;
+  bool skip_backup = false;
 
   std::optional<std::string> To() const {
     return to.empty() ? std::nullopt : std::optional<std::string>(to);
@@ -114,22 +117,19 @@ nlohmann::json RunResultJson(const std::string& command, const Target& target,
           {"migrations", steps}};
 }
 
-// Asks before a large revert. Non-interactive runs must say --yes.
-void Confirm(const GlobalOptions& options, const std::string& question) {
-  if (options.yes) return;
-  if (!::isatty(STDIN_FILENO)) {
-    throw Error(Category::kUsage, question + ": refusing without confirmation",
-                "pass --yes to confirm in a non-interactive run");
-  }
-  std::cerr << question << "? Type yes to continue: " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  if (answer != "yes") throw Error(Category::kUsage, "not confirmed; nothing was changed");
-}
-
 void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, Direction direction) {
   Console console(options);
   const char* command = direction == Direction::kUp ? "up" : "down";
+  if (step_options.skip_backup) {
+    // Invariant 2: a protected environment never changes without a backup. Checked before
+    // anything is opened, so a refusal touches nothing.
+    Environment env = Resolve(ToSelection(options)).environment;
+    if (env.is_protected) {
+      throw Error(Category::kNoGo,
+                  fmt::format("environment {} is protected: --skip-backup is refused", env.name),
+                  "run without --skip-backup; the backup is what makes a rollback possible");
+    }
+  }
   Target target = OpenTarget(options, /*create_if_missing=*/direction == Direction::kUp);
   std::vector<Migration> files;
   if (direction == Direction::kUp) {
@@ -150,6 +150,7 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
   Plan plan = direction == Direction::kUp
                   ? PlanUp(status, step_options.To(), step_options.Steps())
                   : PlanDown(status, step_options.To(), step_options.Steps());
+  nlohmann::json backup_json = nullptr;
   RunOptions run;
   run.environment = target.resolved.environment.name;
   run.run_id = NewRunId();
@@ -171,6 +172,28 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
                                  plan.steps.size(), target.driver->Describe(),
                                  VersionOrNone(plan.to_version)));
   }
+  auto reporter = MakeReporter(console);
+  const Environment& env = target.resolved.environment;
+  if (step_options.skip_backup) {
+    console.Warning("no backup taken (--skip-backup): only the down-migrations can undo this");
+  } else {
+    BackupRequest request;
+    request.environment = env.name;
+    request.reason = direction == Direction::kUp ? "before-up" : "before-down";
+    request.migration_version = status.current_version;
+    request.label = fmt::format("before {} to {}", command, VersionOrNone(plan.to_version));
+    BackupResult backup = TakeBackup(*target.driver, BackupStore(BackupDir(target.resolved)),
+                                     request, *reporter);
+    run.backup_id = backup.manifest.id;
+    if (console.json()) {
+      backup_json = {{"id", backup.manifest.id}, {"raw_bytes", backup.manifest.RawBytes()},
+                     {"stored_bytes", backup.manifest.StoredBytes()},
+                     {"took_ms", backup.took.count()}};
+    }
+    console.Line(fmt::format("Backup {}: {} -> {} in {}", backup.manifest.id,
+                             Bytes(backup.manifest.RawBytes()),
+                             Bytes(backup.manifest.StoredBytes()), FormatDuration(backup.took)));
+  }
   console.Line(fmt::format("{} {} migration{} on {} (environment {}): version {} -> {}",
                            direction == Direction::kUp ? "Applying" : "Reverting",
                            plan.steps.size(), plan.steps.size() == 1 ? "" : "s",
@@ -179,11 +202,12 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
   if (direction == Direction::kDown) {
     console.Line("  using the down SQL stored in safemig_migrations when each was applied");
   }
-  auto reporter = MakeReporter(console);
   Migrator migrator(*target.driver, *reporter);
   RunResult result = migrator.Execute(plan, run);
   if (console.json()) {
-    console.Json(RunResultJson(command, target, run, result));
+    nlohmann::json document = RunResultJson(command, target, run, result);
+    document["backup"] = backup_json;
+    console.Json(document);
     return;
   }
   console.Line(fmt::format("Done: {} is at version {} ({} in {}).", target.driver->Describe(),
@@ -201,7 +225,20 @@ std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options)
   return "migrations";
 }
 
-void RunValidate(const GlobalOptions& options, int& exit_code) {
+Dialect ParseDialect(const std::string& name) {
+  if (name == "postgres") return Dialect::kPostgres;
+  if (name == "mysql") return Dialect::kMySql;
+  return Dialect::kSqlite;
+}
+
+// True when the command line, the environment or a config file names a database.
+bool NamesADatabase(const GlobalOptions& options) {
+  const char* env_url = std::getenv("SAFEMIG_DATABASE_URL");
+  return !options.url.empty() || (env_url != nullptr && *env_url != '\0') ||
+         !options.config_file.empty() || std::filesystem::exists("safemig.toml");
+}
+
+void RunValidate(const GlobalOptions& options, const std::string& dialect_name, int& exit_code) {
   Console console(options);
   std::vector<std::string> problems;
   std::vector<Migration> files;
@@ -209,26 +246,30 @@ void RunValidate(const GlobalOptions& options, int& exit_code) {
   std::filesystem::path dir;
   bool database_checked = false;
   bool database_missing = false;
-  try {
+  Dialect dialect = ParseDialect(dialect_name);
+  if (NamesADatabase(options)) {
+    // Any failure here (unknown environment, bad URL, unreachable server) is the user's
+    // real problem, not a reason to fall back to checking files alone.
     Resolved resolved = Resolve(ToSelection(options));
     DatabaseUrl url = ParseDatabaseUrl(resolved.environment.url);
     dir = resolved.migrations;
+    dialect = url.engine == Engine::kPostgres ? Dialect::kPostgres
+              : url.engine == Engine::kMySql  ? Dialect::kMySql
+                                              : Dialect::kSqlite;
     // A SQLite file that does not exist yet has no history: nothing can have drifted.
     database_missing = url.engine == Engine::kSqlite && url.path != ":memory:" &&
                        !std::filesystem::exists(url.path);
     if (!database_missing) target.emplace(OpenTarget(options, /*create_if_missing=*/false));
-  } catch (const Error& e) {
-    // No database named at all: check the files alone. Any other failure (bad URL,
-    // unreachable server) is the user's real problem and is reported as such.
-    if (e.category() != Category::kUsage) throw;
+  } else {
     dir = MigrationsDirWithoutDatabase(options);
   }
+  bool files_read = true;
   try {
     files = DiscoverMigrations(dir);
   } catch (const Error& e) {
     problems.push_back(e.what());
+    files_read = false;
   }
-  Dialect dialect = target ? target->driver->dialect() : Dialect::kSqlite;
   for (const Migration& file : files) {
     for (const auto& [sql, path, first_line] :
          {std::tuple(file.up_sql, file.up_path, file.up_first_line),
@@ -243,7 +284,8 @@ void RunValidate(const GlobalOptions& options, int& exit_code) {
   }
   StatusReport status;
   if (database_missing) database_checked = true;
-  if (target) {
+  // Without the files, every applied migration would look "missing": say only what is known.
+  if (target && files_read) {
     status = ReadStatus(*target->driver, files);
     database_checked = true;
     for (const StatusRow& row : status.rows) {
@@ -261,8 +303,9 @@ void RunValidate(const GlobalOptions& options, int& exit_code) {
     return;
   }
   if (!database_checked) {
-    console.Line("No database given (--url, SAFEMIG_DATABASE_URL or config): checked the files "
-                 "only, not drift.");
+    console.Line(fmt::format("No database given (--url, SAFEMIG_DATABASE_URL or config): checked "
+                             "the files only, not drift, with {} syntax rules (--dialect).",
+                             DialectName(dialect)));
   }
   if (problems.empty()) {
     console.Line(fmt::format("OK: {} migrations in {} are well-formed and paired{}.",
@@ -293,10 +336,10 @@ void RunHistory(const GlobalOptions& options, bool journal, int limit) {
       console.Json({{"command", "history"}, {"ok", true}, {"journal", rows}});
       return;
     }
-    console.Line(fmt::format("  {:>4} {:<6} {:<24} {:<9} {:<16} {:<16} {}", "ID", "KIND",
+    console.Line(fmt::format("  {:>4} {:<8} {:<24} {:<9} {:<16} {:<16} {}", "ID", "KIND",
                              "STARTED", "OUTCOME", "FROM", "TO", "ENVIRONMENT"));
     for (const JournalEntry& e : entries) {
-      console.Line(fmt::format("  {:>4} {:<6} {:<24} {:<9} {:<16} {:<16} {}", e.id, e.kind,
+      console.Line(fmt::format("  {:>4} {:<8} {:<24} {:<9} {:<16} {:<16} {}", e.id, e.kind,
                                e.started_at, e.outcome, VersionOrNone(e.from_version),
                                VersionOrNone(e.to_version), e.environment));
     }
@@ -347,6 +390,8 @@ void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
   auto up_options = std::make_shared<StepOptions>();
   auto* up = app.add_subcommand("up", "apply pending migrations (each in its own transaction)");
   AddStepOptions(*up, *up_options, "apply up to and including this version");
+  up->add_flag("--skip-backup", up_options->skip_backup,
+               "do not back up first (refused in protected environments)");
   up->callback([&options, up_options] { RunMigrate(options, *up_options, Direction::kUp); });
 
   auto down_options = std::make_shared<StepOptions>();
@@ -354,12 +399,21 @@ void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
       "down", "revert applied migrations with their stored down SQL (one by default)");
   AddStepOptions(*down, *down_options,
                  "revert every migration newer than this version (0: all of them)");
+  down->add_flag("--skip-backup", down_options->skip_backup,
+                 "do not back up first (refused in protected environments)");
   down->callback(
       [&options, down_options] { RunMigrate(options, *down_options, Direction::kDown); });
 
-  app.add_subcommand("validate", "check migration files (pairing, syntax) and drift; exit 5 "
-                                 "on any problem")
-      ->callback([&options, &exit_code] { RunValidate(options, exit_code); });
+  auto dialect = std::make_shared<std::string>("sqlite");
+  auto* validate = app.add_subcommand(
+      "validate", "check migration files (pairing, syntax) and drift; exit 5 on any problem");
+  validate
+      ->add_option("--dialect", *dialect,
+                   "SQL rules for checking files when no database is given (the URL's engine "
+                   "otherwise)")
+      ->check(CLI::IsMember({"postgres", "mysql", "sqlite"}));
+  validate->callback(
+      [&options, dialect, &exit_code] { RunValidate(options, *dialect, exit_code); });
 
   auto journal = std::make_shared<bool>(false);
   auto limit = std::make_shared<int>(50);

@@ -101,6 +101,26 @@ fs::path MigrationsDir(const GlobalOptions& options) {
   return "migrations";
 }
 
+// Now as YYYYMMDDHHMMSS, moved on by seconds past any version already in `dir`, so two
+// `new` runs in the same second do not collide.
+std::string UnusedVersion(const fs::path& dir) {
+  auto when = std::chrono::system_clock::now();
+  for (;;) {
+    std::string version = FormatVersionStamp(when);
+    bool taken = false;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      std::string name = entry.path().filename().string();
+      if (name.rfind(version + "_", 0) == 0 || name.rfind("V" + version + "__", 0) == 0 ||
+          name.rfind("U" + version + "__", 0) == 0) {
+        taken = true;
+        break;
+      }
+    }
+    if (!taken) return version;
+    when += std::chrono::seconds(1);
+  }
+}
+
 void RunNew(const GlobalOptions& options, const std::string& raw_name) {
   Console console(options);
   std::string name = Slug(raw_name);
@@ -112,9 +132,15 @@ void RunNew(const GlobalOptions& options, const std::string& raw_name) {
   fs::create_directories(dir);
   // Write in the convention the directory already uses, so adopted projects stay uniform.
   MigrationFormat format = MigrationFormat::kFlatPair;
-  std::vector<Migration> existing = DiscoverMigrations(dir);
-  if (!existing.empty()) format = existing.back().format;
-  std::string version = NowVersionStamp();
+  try {
+    std::vector<Migration> existing = DiscoverMigrations(dir);
+    if (!existing.empty()) format = existing.back().format;
+  } catch (const Error& e) {
+    // A half-written migration (say, the one the last `new` created) must not stop the
+    // next `new`; the problem is still reported by every command that applies them.
+    console.Warning(fmt::format("{} (writing a flat up/down pair)", e.what()));
+  }
+  std::string version = UnusedVersion(dir);
   std::vector<fs::path> written;
   switch (format) {
     case MigrationFormat::kFlatPair:

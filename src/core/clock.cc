@@ -32,8 +32,8 @@ std::string FormatIso8601(std::chrono::system_clock::time_point when) {
 
 std::string NowIso8601() { return FormatIso8601(std::chrono::system_clock::now()); }
 
-std::string NowVersionStamp() {
-  std::tm tm = UtcTm(std::chrono::system_clock::now());
+std::string FormatVersionStamp(std::chrono::system_clock::time_point when) {
+  std::tm tm = UtcTm(when);
   return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

@@ -10,8 +10,8 @@ namespace safemig {
 std::string FormatIso8601(std::chrono::system_clock::time_point when);
 std::string NowIso8601();
 
-// "20261126024716": the version format `safemig new` writes.
-std::string NowVersionStamp();
+// "20261126024716" for `when`: the version format `safemig new` writes.
+std::string FormatVersionStamp(std::chrono::system_clock::time_point when);
 
 // A fresh id for one run: "20261126T024716Z-1a2b3c4d" (sortable by time, unique).
 std::string NewRunId();

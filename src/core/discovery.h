@@ -9,8 +9,8 @@
 //   V<version>__<desc>.sql + U<version>__... Flyway; version 1, 1.1, 1_1, 2024.01.01;
 //                                            the undo pairs by version alone
 // A directory holds one convention. The one exception: flat pairs may sit next to dbmate
-// or goose files, because `safemig new` writes flat pairs into a directory adopted from
-// those tools and every file's convention is unambiguous from its name and markers. Any
+// or goose files, because a team moving from those tools may add pairs beside them and
+// every file's convention is unambiguous from its name and markers. Any
 // other mix (Flyway with anything, folders with anything, dbmate with goose) is an error
 // naming the first file of each convention. Sections never hide in pair files: a
 // .up.sql/.down.sql (or up.sql, V...sql) file holding a migrate:up/down or +goose Up/Down

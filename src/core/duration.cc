@@ -30,8 +30,8 @@ milliseconds ParseDuration(std::string_view text, std::string_view what) {
     int64_t factor;
   };
   // In the order they must appear in: largest first, each at most once.
-  static constexpr std::array<Unit, 4> kUnits = {
-      {{"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}}};
+  static constexpr std::array<Unit, 5> kUnits = {
+      {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}}};
   if (text.empty()) throw invalid();
   int64_t total = 0;
   int previous_unit = -1;

@@ -6,8 +6,8 @@
 // kMigrationFailed for a failing statement, kLockHeld for lock timeouts), with messages
 // already free of secrets. The engine code above never names a specific engine.
 //
-// Implemented now: SQLite (drivers/sqlite). The backup, fingerprint and scratch-database
-// verbs of DESIGN.md join this interface with the features that need them.
+// Implemented now: SQLite (drivers/sqlite). The scratch-database verbs of DESIGN.md join
+// this interface with the rehearsal.
 #pragma once
 
 #include <chrono>
@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "backup/archive.h"
 #include "config/url.h"
+#include "core/fingerprint.h"
 #include "core/history.h"
 #include "core/sql_split.h"
 
@@ -89,7 +91,30 @@ class Driver {
   virtual void UpdateJournal(const JournalEntry& entry) = 0;
   // Newest first; empty if the table does not exist yet.
   virtual std::vector<JournalEntry> ReadJournal(int limit) = 0;
+
+  // The current schema and data, canonically. include_metadata: also safemig's own tables.
+  virtual Fingerprint TakeFingerprint(bool include_metadata) = 0;
+
+  // Writes one consistent copy of the whole database into `archive` as parts (the
+  // caller publishes it) and returns the fingerprint of exactly what was written, safemig's
+  // tables included. Memory stays bounded whatever the database size. Throws
+  // Error(kMigrationFailed) on failure; the archive is then abandoned.
+  virtual Fingerprint Dump(ArchiveWriter& archive, const ArchiveReader::Progress& progress) = 0;
 };
+
+struct RestoreOptions {
+  // Replace an existing target (in-place restore). Without it an existing target is an
+  // error. The caller takes the safety backup first and closes its own connections.
+  bool replace_existing = false;
+};
+
+// Restores `archive` into `target` (same engine as the backup). Checks every part before
+// touching the target, and checks afterwards that the target's fingerprint equals the
+// manifest's; on any failure the target is left as it was (for SQLite: built in a
+// temporary file and renamed over the target only once checked). Throws Error(kIntegrity)
+// for a damaged backup, Error(kUsage) for an engine mismatch or an existing target.
+void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                    const RestoreOptions& options, const ArchiveReader::Progress& progress);
 
 struct OpenOptions {
   // Whether a missing SQLite file may be created. Read-only commands pass false, so a

@@ -140,12 +140,25 @@ Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,
   return plan;
 }
 
+std::vector<Statement> Migrator::SplitSection(const std::string& sql, const std::string& source,
+                                              int first_line) const {
+  try {
+    return SplitStatements(sql, driver_.dialect());
+  } catch (const Error& e) {
+    std::string where = first_line > 1
+                            ? fmt::format(" (lines counted from line {}, where the section starts)",
+                                          first_line)
+                            : "";
+    throw Error(e.category(), fmt::format("{}: {}{}", source, e.what(), where), e.hint());
+  }
+}
+
 ApplyStep Migrator::ToApplyStep(const PlannedStep& step, const RunOptions& options) const {
   ApplyStep apply;
   apply.direction = step.direction;
   apply.source = step.source;
   apply.first_line = step.first_line;
-  apply.statements = SplitStatements(step.sql, driver_.dialect());
+  apply.statements = SplitSection(step.sql, step.source, step.first_line);
   apply.in_transaction = step.in_transaction;
   apply.statement_timeout = step.timeout;
   apply.row = step.row;
@@ -193,7 +206,7 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
   for (const PlannedStep& step : plan.steps) prepared.push_back(ToApplyStep(step, options));
   for (const PlannedStep& step : plan.steps) {
     if (step.direction == Direction::kUp && !step.irreversible) {
-      SplitStatements(step.down_sql, driver_.dialect());
+      SplitSection(step.down_sql, step.down_source, step.down_first_line);
     }
   }
 

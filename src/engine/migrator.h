@@ -91,6 +91,9 @@ class Migrator {
 
  private:
   ApplyStep ToApplyStep(const PlannedStep& step, const RunOptions& options) const;
+  // SplitStatements, with errors naming `source` and lines counted in the file.
+  std::vector<Statement> SplitSection(const std::string& sql, const std::string& source,
+                                      int first_line) const;
   // Reverts `applied` (steps of this run, oldest first) newest first. Returns the message
   // of the first revert failure, or nullopt when all were reverted.
   std::optional<std::string> RevertApplied(const std::vector<const PlannedStep*>& applied);

@@ -143,6 +143,7 @@ TEST(SqliteDriver, RefusesMigrationThatCommitsSafemigsTransaction) {
     driver->Apply(UpStep("1", "CREATE TABLE a (id INTEGER); COMMIT; CREATE TABLE b (id INTEGER);"));
     FAIL();
   } catch (const Error& e) {
+    EXPECT_EQ(e.category(), Category::kNeedsPerson);
     EXPECT_NE(std::string(e.what()).find("ended safemig's transaction"), std::string::npos);
   }
   EXPECT_TRUE(driver->ReadHistory().empty());

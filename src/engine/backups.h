@@ -1,0 +1,53 @@
+// Taking, verifying and restoring backups: the engine side of invariants 2, 3 and 5
+// (no change without a backup; a backup is trusted once restored; nothing is lost by a
+// restore because the current state is backed up first). Not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "backup/store.h"
+#include "driver/driver.h"
+#include "engine/reporter.h"
+
+namespace safemig {
+
+struct BackupRequest {
+  std::string environment = "default";
+  std::string reason = "manual";  // "manual", "before-up", "before-down", "before-restore"
+  std::string label;
+  int compression_level = 3;
+  std::string migration_version;  // the version the database is at now
+};
+
+struct BackupResult {
+  Manifest manifest;
+  std::filesystem::path dir;
+  std::chrono::milliseconds took{0};
+};
+
+// The newest applied version recorded in the database ("" when none).
+std::string CurrentVersion(Driver& driver);
+
+// Removes abandoned .partial directories, dumps the database through `driver` into a new
+// archive in `store` and publishes it. Throws what Dump throws; nothing is published then.
+BackupResult TakeBackup(Driver& driver, const BackupStore& store, const BackupRequest& request,
+                        Reporter& reporter);
+
+// Checks every part's checksum and decompresses it fully; marks the backup verified.
+// Throws Error(kIntegrity) naming the part and the damage.
+Manifest VerifyBackup(const BackupStore& store, const std::string& id, Reporter& reporter);
+
+struct RestoreResult {
+  Manifest manifest;
+  std::string safety_backup_id;  // in-place only: the backup of what was replaced
+  std::chrono::milliseconds took{0};
+};
+
+// Restores backup `id` into `target`. With `current` (in-place), the current state of the
+// target is backed up into `store` first and `current` is closed before the swap.
+RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
+                            const DatabaseUrl& target, std::unique_ptr<Driver> current,
+                            const std::string& environment, Reporter& reporter);
+
+}  // namespace safemig
