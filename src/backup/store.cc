@@ -56,7 +56,10 @@ bool TakenBeforeChange(const BackupEntry& entry) {
 
 std::string BackupStore::NewId(const std::string& environment,
                                const std::string& migration_version) const {
-  std::string stamp = NewRunId().substr(0, 16);  // 20261126T030536Z
+  // 20261126T030536.123Z: milliseconds keep ids in creation order within one second.
+  std::string iso = NowIso8601();  // 2026-11-26T03:05:36.123Z
+  std::string stamp = iso.substr(0, 4) + iso.substr(5, 2) + iso.substr(8, 5) + iso.substr(14, 2) +
+                      iso.substr(17);
   std::string base = fmt::format("{}_{}_v{}", stamp, IdSafe(environment),
                                  migration_version.empty() ? "0" : IdSafe(migration_version));
   std::string id = base;
@@ -113,8 +116,11 @@ std::vector<BackupEntry> BackupStore::List() const {
     }
     entries.push_back(std::move(entry));
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const BackupEntry& a, const BackupEntry& b) { return a.id < b.id; });
+  // Creation time first (ids of another clock or hand-renamed directories may not sort).
+  auto created = [](const BackupEntry& e) { return e.manifest ? e.manifest->created_at : e.id; };
+  std::sort(entries.begin(), entries.end(), [&](const BackupEntry& a, const BackupEntry& b) {
+    return std::make_pair(created(a), a.id) < std::make_pair(created(b), b.id);
+  });
   return entries;
 }
 

@@ -1,7 +1,7 @@
 // The backups of one environment: a directory of published archives.
 //
 // Ids sort by time and say which environment and migration version they hold:
-//   20261126T030536Z_production_v20260127110000   (v0 when no migration was applied)
+//   20261126T030536.123Z_production_v20260127110000   (v0 when no migration was applied)
 // Directories ending in .partial are backups being written or left by a crash; they are
 // never listed, and RemoveAbandoned() deletes those whose writer is gone. Not thread-safe.
 #pragma once

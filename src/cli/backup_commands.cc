@@ -159,9 +159,10 @@ void RunBackupVerify(const GlobalOptions& options, const std::string& id) {
                   {"took_ms", took.count()}});
     return;
   }
-  console.Line(fmt::format("OK: backup {} ({} parts, {} raw) passed every checksum and a full "
+  console.Line(fmt::format("OK: backup {} ({} part{}, {} raw) passed every checksum and a full "
                            "decompression in {}.",
-                           m.id, m.parts.size(), Bytes(m.RawBytes()), FormatDuration(took)));
+                           m.id, m.parts.size(), m.parts.size() == 1 ? "" : "s",
+                           Bytes(m.RawBytes()), FormatDuration(took)));
 }
 
 void RunBackupPrune(const GlobalOptions& options, bool dry_run) {
@@ -206,7 +207,7 @@ DatabaseUrl DefaultRestoreTarget(const DatabaseUrl& source, const std::string& i
   if (source.engine == Engine::kSqlite) {
     fs::path path(source.path);
     target.path = (path.parent_path() /
-                   (path.stem().string() + ".restored-" + id.substr(0, 16) + path.extension().string()))
+                   (path.stem().string() + ".restored-" + id.substr(0, id.find('_')) + path.extension().string()))
                       .string();
     return target;
   }

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "backup/store.h"
 #include "core/error.h"
 #include "core/sha256.h"
@@ -234,11 +236,21 @@ TEST(BackupStore, IdsSortByTimeAndNameEnvironmentAndVersion) {
   BackupStore store(dir.path());
   std::string id = store.NewId("production", "20260127110000");
   EXPECT_NE(id.find("_production_v20260127110000"), std::string::npos) << id;
-  EXPECT_EQ(id.size(), std::string("20261126T030536Z_production_v20260127110000").size());
+  EXPECT_EQ(id.size(), std::string("20261126T030536.123Z_production_v20260127110000").size());
   WriteBackup(dir.path(), id, "x");
   std::string second = store.NewId("production", "20260127110000");
   EXPECT_NE(second, id);
   EXPECT_NE(store.NewId("dev", "").find("_dev_v0"), std::string::npos);
+}
+
+TEST(BackupStore, LatestIsTheLastCreatedEvenWithinOneSecond) {
+  TempDir dir;
+  BackupStore store(dir.path());
+  WriteBackup(dir.path(), store.NewId("dev", "20260127110000"), "newer version, older backup");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::string later = store.NewId("dev", "20260120160000");
+  WriteBackup(dir.path(), later, "older version, newer backup");
+  EXPECT_EQ(store.Find("latest").id, later);
 }
 
 TEST(BackupStore, FindsByPrefixAndLatest) {
