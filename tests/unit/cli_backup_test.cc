@@ -144,3 +144,35 @@ TEST_F(CliBackupTest, ManifestHoldsNoSecret) {
 
 }  // namespace
 }  // namespace safemig
+
+namespace safemig {
+namespace {
+
+// Runs safemig under script(1), so stderr is a terminal, with CI unset.
+std::string RunOnATerminal(const std::string& args, const std::filesystem::path& cwd) {
+  std::string command = "cd '" + cwd.string() + "' && env -u CI script -qec \"" +
+                        std::string(SAFEMIG_BINARY) + " " + args + "\" /dev/null";
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  ::pclose(pipe);
+  return output;
+}
+
+TEST(CliProgress, BarOnATerminalOnlyAndNeverInJson) {
+  safemig::testing::TempDir dir;
+  const std::string url = " --url sqlite:app.db --dir " + kExamples;
+  ASSERT_EQ(RunSafemig("up" + url, dir.path()).exit_code, 0);
+  std::string tty = RunOnATerminal("backup create" + url, dir.path());
+  EXPECT_NE(tty.find("backup  ["), std::string::npos) << tty;
+  EXPECT_NE(tty.find("100%"), std::string::npos) << tty;
+  std::string json = RunOnATerminal("backup create --format json" + url, dir.path());
+  EXPECT_EQ(json.find("backup  ["), std::string::npos) << json;
+  auto piped = RunSafemig("backup create" + url, dir.path());
+  EXPECT_EQ(piped.err.find('\r'), std::string::npos) << piped.err;
+}
+
+}  // namespace
+}  // namespace safemig
