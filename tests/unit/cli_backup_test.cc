@@ -2,6 +2,11 @@
 // exit 6 on damage, policies, restore.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
 
 #include "test_util.h"
 
@@ -172,6 +177,56 @@ TEST(CliProgress, BarOnATerminalOnlyAndNeverInJson) {
   EXPECT_EQ(json.find("backup  ["), std::string::npos) << json;
   auto piped = RunSafemig("backup create" + url, dir.path());
   EXPECT_EQ(piped.err.find('\r'), std::string::npos) << piped.err;
+}
+
+}  // namespace
+}  // namespace safemig
+
+namespace safemig {
+namespace {
+
+TEST(CliBackupCrash, KillDuringBackupLeavesNothingListedAndTheNextRunCleansUp) {
+  safemig::testing::TempDir dir;
+  const std::string db = (dir / "big.db").string();
+  // Large enough that the backup is still running when it is killed.
+  std::string make = "sqlite3 '" + db +
+                     "' \"CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB); WITH RECURSIVE "
+                     "n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
+                     "INSERT INTO t SELECT i, randomblob(400) FROM n;\"";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::chdir(dir.path().c_str()) != 0) ::_exit(2);
+    ::execl(SAFEMIG_BINARY, "safemig", "backup", "create", "--url", ("sqlite:" + db).c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(3);
+  }
+  const fs::path store = dir / ".safemig" / "backups" / "default";
+  bool seen_partial = false;
+  for (int i = 0; i < 2000 && !seen_partial; ++i) {
+    std::error_code ec;
+    if (fs::is_directory(store, ec)) {
+      for (const auto& entry : fs::directory_iterator(store, ec)) {
+        if (entry.path().extension() == ".partial") seen_partial = true;
+      }
+    }
+    if (!seen_partial) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(seen_partial) << "the backup finished before it could be killed";
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto list = RunSafemig("backup list --format json --url sqlite:" + db, dir.path());
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(nlohmann::json::parse(list.out)["backups"].size(), 0u);
+  auto next = RunSafemig("backup create --url sqlite:" + db, dir.path());
+  ASSERT_EQ(next.exit_code, 0) << next.err;
+  EXPECT_NE(next.out.find("removed the unfinished backup"), std::string::npos) << next.out;
+  for (const auto& entry : fs::directory_iterator(store)) {
+    EXPECT_NE(entry.path().extension(), ".partial") << entry.path();
+  }
 }
 
 }  // namespace
