@@ -20,6 +20,7 @@
 
 #include "backup/stream.h"
 #include "core/error.h"
+#include "core/sql_quote.h"
 
 namespace safemig {
 namespace {
@@ -27,16 +28,6 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Names
 
-// For SQL we send: always quoted, so any name (keywords, spaces, quotes) is safe.
-std::string QuoteIdentifier(std::string_view name) {
-  std::string quoted = "\"";
-  for (char c : name) {
-    quoted.push_back(c);
-    if (c == '"') quoted.push_back('"');
-  }
-  quoted.push_back('"');
-  return quoted;
-}
 
 // For fingerprint lines: bare when a plain word, so lines stay readable, quoted otherwise
 // so a name holding " | " or ", " cannot be mistaken for line structure.

@@ -1,0 +1,76 @@
+// Access to the real servers scripts/test starts (scripts/servers). Each test gets a
+// fresh database of its own, dropped afterwards. Without the server's URL the test is
+// skipped locally, and fails under CI=true: a missing server must never pass silently.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "config/url.h"
+#include "drivers/postgres/pg_connection.h"
+
+namespace safemig::testing {
+
+inline bool UnderCi() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) != "" && std::string(ci) != "false";
+}
+
+// The admin URL of the test PostgreSQL server, or nullopt (after failing or skipping).
+inline std::optional<DatabaseUrl> PostgresServer() {
+  const char* url = std::getenv("SAFEMIG_TEST_POSTGRES_URL");
+  if (url == nullptr || *url == '\0') return std::nullopt;
+  return ParseDatabaseUrl(url);
+}
+
+#define SAFEMIG_REQUIRE_POSTGRES(url_var)                                                   \
+  auto url_var##_optional = ::safemig::testing::PostgresServer();                           \
+  if (!url_var##_optional) {                                                                \
+    if (::safemig::testing::UnderCi()) {                                                    \
+      FAIL() << "SAFEMIG_TEST_POSTGRES_URL is not set; scripts/test starts the server";     \
+    }                                                                                       \
+    GTEST_SKIP() << "SAFEMIG_TEST_POSTGRES_URL is not set (run scripts/test)";              \
+  }                                                                                         \
+  const ::safemig::DatabaseUrl url_var = *url_var##_optional
+
+// A database created for one test and dropped (with its connections) at the end.
+class ScratchPostgresDatabase {
+ public:
+  explicit ScratchPostgresDatabase(const DatabaseUrl& server) : server_(server) {
+    std::random_device random;
+    name_ = "safemig_it_" + std::to_string(random()) + std::to_string(random());
+    PgConn admin = ConnectLibpq(server_);
+    ExecLibpq(admin.get(), "CREATE DATABASE " + name_);
+    url_ = server_;
+    url_.database = name_;
+  }
+  ~ScratchPostgresDatabase() {
+    try {
+      PgConn admin = ConnectLibpq(server_);
+      ExecLibpq(admin.get(), "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+    } catch (...) {
+    }
+  }
+  ScratchPostgresDatabase(const ScratchPostgresDatabase&) = delete;
+  ScratchPostgresDatabase& operator=(const ScratchPostgresDatabase&) = delete;
+
+  const DatabaseUrl& url() const { return url_; }
+  const std::string& name() const { return name_; }
+
+  // Runs SQL in this database (simple protocol; several statements allowed).
+  void Exec(const std::string& sql) const {
+    PgConn conn = ConnectLibpq(url_);
+    ExecLibpq(conn.get(), sql);
+  }
+
+ private:
+  DatabaseUrl server_;
+  DatabaseUrl url_;
+  std::string name_;
+};
+
+}  // namespace safemig::testing
