@@ -251,17 +251,48 @@ Sink& ArchiveWriter::BeginPart(const std::string& name, const std::string& kind)
   return *open_->raw;
 }
 
-void ArchiveWriter::EndPart(std::int64_t rows) {
-  open_->raw->Finish();  // finishes the whole chain, fsyncing the file
-  PartInfo info = open_->info;
-  info.raw_bytes = open_->raw->bytes();
-  info.raw_sha256 = open_->raw->hex_digest();
-  info.stored_bytes = open_->stored->bytes();
-  info.sha256 = open_->stored->hex_digest();
+// Finishes the whole chain (fsyncing the file) and describes the part.
+PartInfo ArchiveWriter::FinishChain(OpenPart& open, std::int64_t rows) {
+  open.raw->Finish();
+  PartInfo info = open.info;
+  info.raw_bytes = open.raw->bytes();
+  info.raw_sha256 = open.raw->hex_digest();
+  info.stored_bytes = open.stored->bytes();
+  info.sha256 = open.stored->hex_digest();
   info.rows = rows;
-  parts_.push_back(std::move(info));
+  return info;
+}
+
+void ArchiveWriter::EndPart(std::int64_t rows) {
+  parts_.push_back(FinishChain(*open_, rows));
   open_.reset();
 }
+
+ArchiveWriter::ParallelPart::ParallelPart(std::unique_ptr<OpenPart> open)
+    : open_(std::move(open)) {}
+
+ArchiveWriter::ParallelPart::~ParallelPart() = default;
+
+Sink& ArchiveWriter::ParallelPart::sink() { return *open_->raw; }
+
+PartInfo ArchiveWriter::ParallelPart::Finish(std::int64_t rows) {
+  return ArchiveWriter::FinishChain(*open_, rows);
+}
+
+std::unique_ptr<ArchiveWriter::ParallelPart> ArchiveWriter::BeginParallelPart(
+    const std::string& name, const std::string& kind) const {
+  CheckPartName(name);
+  auto open = std::make_unique<OpenPart>();
+  open->info.name = name;
+  open->info.kind = kind;
+  open->file = std::make_unique<FileSink>(partial_ / kPartsDir / name);
+  open->stored = std::make_unique<HashingSink>(*open->file);
+  open->zstd = std::make_unique<ZstdCompressSink>(*open->stored, level_);
+  open->raw = std::make_unique<HashingSink>(*open->zstd);
+  return std::unique_ptr<ParallelPart>(new ParallelPart(std::move(open)));
+}
+
+void ArchiveWriter::AddFinishedPart(PartInfo info) { parts_.push_back(std::move(info)); }
 
 fs::path ArchiveWriter::Publish(Manifest manifest) {
   manifest.id = id_;

@@ -108,12 +108,43 @@ class ArchiveWriter {
 
   const std::vector<PartInfo>& parts() const { return parts_; }
 
+ private:
+  struct OpenPart;  // declared this early for ParallelPart
+
+ public:
+  // A part written on a worker thread while other parts are open (e.g. one table per
+  // connection): the same file and chain as BeginPart's. Each object belongs to one thread.
+  // Destroyed without Finish(), its incomplete file is removed with the .partial directory.
+  class ParallelPart {
+   public:
+    ~ParallelPart();
+    ParallelPart(const ParallelPart&) = delete;
+    ParallelPart& operator=(const ParallelPart&) = delete;
+    Sink& sink();
+    // Finishes the chain (fsyncing the file) and describes the part for AddFinishedPart().
+    PartInfo Finish(std::int64_t rows = -1);
+
+   private:
+    friend class ArchiveWriter;
+    explicit ParallelPart(std::unique_ptr<OpenPart> open);
+    std::unique_ptr<OpenPart> open_;
+  };
+
+  // Thread-safe (reads only what the constructor fixed): may be called from several
+  // threads at once, and while a BeginPart() part is open.
+  std::unique_ptr<ParallelPart> BeginParallelPart(const std::string& name,
+                                                  const std::string& kind) const;
+  // Lists a part returned by ParallelPart::Finish() after the parts listed so far; parts
+  // appear in the manifest in the order they were listed. The writer's thread only.
+  void AddFinishedPart(PartInfo info);
+
   // Writes manifest.json (with these parts) and SHA256SUMS, fsyncs, renames <id>.partial
   // to <id> and fsyncs the store directory. Returns the published directory.
   std::filesystem::path Publish(Manifest manifest);
 
  private:
-  struct OpenPart;
+  static PartInfo FinishChain(OpenPart& open, std::int64_t rows);
+
   std::filesystem::path store_;
   std::string id_;
   std::filesystem::path partial_;

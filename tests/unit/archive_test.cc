@@ -305,3 +305,37 @@ TEST(BackupStore, PruneByAgeRemovesOnlyOldBackups) {
 
 }  // namespace
 }  // namespace safemig
+
+namespace safemig {
+namespace {
+
+TEST(Archive, ParallelPartsWrittenFromThreadsAreListedInOrder) {
+  safemig::testing::TempDir dir;
+  ArchiveWriter writer(dir.path(), "b1", 3);
+  std::vector<std::unique_ptr<ArchiveWriter::ParallelPart>> parts;
+  for (int i = 0; i < 4; ++i) {
+    parts.push_back(writer.BeginParallelPart("t" + std::to_string(i) + ".zst", "test"));
+  }
+  std::vector<PartInfo> finished(parts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      parts[i]->sink().Write(Payload(50'000 * (i + 1)));
+      finished[i] = parts[i]->Finish(static_cast<std::int64_t>(i));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (PartInfo& info : finished) writer.AddFinishedPart(info);
+  fs::path published = writer.Publish(BasicManifest());
+  ArchiveReader reader = ArchiveReader::Open(published);
+  ASSERT_EQ(reader.manifest().parts.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(reader.manifest().parts[i].name, "t" + std::to_string(i) + ".zst");
+    EXPECT_EQ(reader.manifest().parts[i].raw_bytes, 50'000 * (i + 1));
+    EXPECT_EQ(reader.manifest().parts[i].rows, static_cast<std::int64_t>(i));
+  }
+  EXPECT_NO_THROW(reader.Verify());
+}
+
+}  // namespace
+}  // namespace safemig
