@@ -1,6 +1,12 @@
 // OpenDriver: the only place that knows which engines this build contains.
 #include "driver/driver.h"
+
+#include <algorithm>
+#include <thread>
+
 #include "core/error.h"
+#include "drivers/postgres/pg_driver.h"
+#include "drivers/postgres/pg_dump.h"
 #include "drivers/sqlite/sqlite_driver.h"
 
 namespace safemig {
@@ -10,13 +16,14 @@ std::unique_ptr<Driver> OpenDriver(const DatabaseUrl& url, const OpenOptions& op
     case Engine::kSqlite:
       return OpenSqliteDriver(url, options);
     case Engine::kPostgres:
+      return OpenPostgresDriver(url, options);
     case Engine::kMySql:
       break;
   }
   throw Error(Category::kConfig,
               std::string("this build of safemig has no ") + EngineName(url.engine) +
                   " driver yet",
-              "use a sqlite: URL; PostgreSQL and MySQL/MariaDB support is in progress");
+              "use a sqlite: or postgres: URL; MySQL/MariaDB support is in progress");
 }
 
 void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
@@ -33,7 +40,12 @@ void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
     case Engine::kSqlite:
       RestoreSqliteArchive(archive, target, options, progress);
       return;
-    case Engine::kPostgres:
+    case Engine::kPostgres: {
+      int jobs = options.jobs > 0 ? options.jobs
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      RestorePostgres(archive, target, options, jobs, progress);
+      return;
+    }
     case Engine::kMySql:
       break;
   }

@@ -1,6 +1,8 @@
 // `backup create|list|show|verify|prune` and `restore`.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 
@@ -211,7 +213,15 @@ DatabaseUrl DefaultRestoreTarget(const DatabaseUrl& source, const std::string& i
                       .string();
     return target;
   }
-  throw Error(Category::kUsage, "pass --into URL or --in-place to say where to restore");
+  // A new database on the same server; the restore creates it.
+  std::string stamp = id.substr(0, id.find('_'));
+  stamp.erase(std::remove_if(stamp.begin(), stamp.end(),
+                             [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }),
+              stamp.end());
+  target.database = source.database + "_restored_" + stamp;
+  std::transform(target.database.begin(), target.database.end(), target.database.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return target;
 }
 
 void RunRestore(const GlobalOptions& options, const std::string& id, const std::string& into,
@@ -230,13 +240,13 @@ void RunRestore(const GlobalOptions& options, const std::string& id, const std::
     Confirm(options, fmt::format("replace {} with backup {} (the current state is backed up "
                                  "first)",
                                  target.Redacted(), entry.id));
-    current = OpenDriver(target, OpenOptions{false});
+    current = OpenDriver(target, OpenOptions{false, options.jobs});
     lock = current->Lock(resolved.environment.lock_timeout, RunnerName());
     current->EnsureMetadata();
   }
   auto reporter = MakeReporter(console);
   RestoreResult result = RestoreBackup(store, entry.id, target, std::move(current),
-                                       resolved.environment.name, *reporter);
+                                       resolved.environment.name, *reporter, options.jobs);
   // The restored database keeps its own journal; record how it came to be.
   auto restored = OpenDriver(target, OpenOptions{false});
   restored->EnsureMetadata();

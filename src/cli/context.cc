@@ -25,6 +25,10 @@ void SetupGlobalOptions(CLI::App& app, GlobalOptions& options) {
   app.add_option("--dir", options.dir, "migrations directory (overrides config)");
   app.add_option("--lock-timeout", options.lock_timeout,
                  "how long to wait for another runner's lock, e.g. 30s (default 10s)");
+  app.add_option("-j,--jobs", options.jobs,
+                 "parallel connections for backups and restores of server databases "
+                 "(default: one per core)")
+      ->check(CLI::Range(0, 64));
   app.add_option("--format", options.format, "output format")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("-y,--yes", options.yes, "answer yes to confirmations (non-interactive)");
@@ -210,7 +214,7 @@ Target OpenTarget(const GlobalOptions& options, bool create_if_missing) {
     target.resolved.environment.lock_timeout = ParseDuration(options.lock_timeout, "--lock-timeout");
   }
   target.url = ParseDatabaseUrl(target.resolved.environment.url);
-  target.driver = OpenDriver(target.url, OpenOptions{create_if_missing});
+  target.driver = OpenDriver(target.url, OpenOptions{create_if_missing, options.jobs});
   target.driver->SetTimeouts(target.resolved.environment.lock_timeout,
                              target.resolved.environment.statement_timeout);
   return target;

@@ -24,6 +24,7 @@ struct GlobalOptions {
   std::string url;
   std::string dir;
   std::string lock_timeout;  // overrides the environment's lock_timeout when set
+  int jobs = 0;              // parallel connections for backups/restores (0: one per core)
   std::string format = "text";  // text | json
   bool yes = false;
   bool quiet = false;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,6 +87,10 @@ class Driver {
   virtual void SetTimeouts(std::chrono::milliseconds lock_wait,
                            std::optional<std::chrono::milliseconds> statement) = 0;
 
+  // Where the driver reports what it does on its own, such as retrying a migration after a
+  // lock timeout. Optional; the default ignores the reports.
+  virtual void SetNotifier(std::function<void(const std::string&)> /*notifier*/) {}
+
   // Journal: Insert returns the new id; Update rewrites the row with entry.id.
   virtual std::int64_t InsertJournal(const JournalEntry& entry) = 0;
   virtual void UpdateJournal(const JournalEntry& entry) = 0;
@@ -106,6 +111,8 @@ struct RestoreOptions {
   // Replace an existing target (in-place restore). Without it an existing target is an
   // error. The caller takes the safety backup first and closes its own connections.
   bool replace_existing = false;
+  // Parallel connections for server databases (0: one per core).
+  int jobs = 0;
 };
 
 // Restores `archive` into `target` (same engine as the backup). Checks every part before
@@ -120,6 +127,8 @@ struct OpenOptions {
   // Whether a missing SQLite file may be created. Read-only commands pass false, so a
   // typo in a path is an error rather than a new empty database.
   bool create_if_missing = true;
+  // Parallel connections for backups and restores of server databases (0: one per core).
+  int jobs = 0;
 };
 
 // Selects the driver by the URL's engine. Throws Error(kConnection) when the database

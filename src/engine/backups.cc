@@ -73,7 +73,7 @@ Manifest VerifyBackup(const BackupStore& store, const std::string& id, Reporter&
 
 RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
                             const DatabaseUrl& target, std::unique_ptr<Driver> current,
-                            const std::string& environment, Reporter& reporter) {
+                            const std::string& environment, Reporter& reporter, int jobs) {
   const auto started = Clock::now();
   BackupEntry entry = store.Find(id);
   ArchiveReader reader = ArchiveReader::Open(entry.dir);
@@ -82,6 +82,7 @@ RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
   RestoreResult result;
   result.manifest = reader.manifest();
   RestoreOptions options;
+  options.jobs = jobs;
   if (current) {
     BackupRequest safety;
     safety.environment = environment;

@@ -48,6 +48,6 @@ struct RestoreResult {
 // target is backed up into `store` first and `current` is closed before the swap.
 RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
                             const DatabaseUrl& target, std::unique_ptr<Driver> current,
-                            const std::string& environment, Reporter& reporter);
+                            const std::string& environment, Reporter& reporter, int jobs = 0);
 
 }  // namespace safemig

@@ -214,6 +214,7 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
   result.from_version = plan.from_version;
   const auto run_started = Clock::now();
 
+  driver_.SetNotifier([this](const std::string& message) { reporter_.Warning(message); });
   JournalEntry journal;
   journal.kind = !options.journal_kind.empty()                ? options.journal_kind
                  : plan.direction == Direction::kUp ? "up"
