@@ -1,0 +1,12 @@
+-- Add customers.email_normalized (lower-cased, trimmed) and index it, for case-insensitive login lookups.
+-- Nullable on purpose: ADD COLUMN cannot add NOT NULL without a default to a table
+-- that has rows, and the application fills it on every write from this release on.
+ALTER TABLE customers ADD COLUMN email_normalized text;
+
+UPDATE customers SET email_normalized = lower(trim(email));
+
+-- Not UNIQUE: existing emails that differ only by case would make this migration fail.
+-- Duplicates are reported and merged first; a later migration can tighten it.
+-- A plain CREATE INDEX blocks writes to customers while it builds, which is fine for a
+-- small table; see README.md for the CONCURRENTLY variant.
+CREATE INDEX customers_email_normalized_idx ON customers (email_normalized);
