@@ -8,6 +8,7 @@
 #include "cli/context.h"
 #include "config/url.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 
 namespace {
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // Global options may come before or after the command name.
   app.fallthrough();
+  safemig::InstallInterruptHandlers();
   safemig::cli::GlobalOptions options;
   int exit_code = 0;
   safemig::cli::SetupGlobalOptions(app, options);

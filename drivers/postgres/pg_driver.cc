@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -507,6 +508,55 @@ class PostgresDriver : public Driver {
 };
 
 }  // namespace
+
+namespace {
+
+class PostgresScratch : public ScratchDatabase {
+ public:
+  explicit PostgresScratch(const DatabaseUrl& like) : server_(like) {
+    PgConn admin = ConnectLibpq(server_);
+    // Databases of killed runs on this host go first.
+    PgResult rows = ExecLibpq(admin.get(),
+                              "SELECT datname FROM pg_database WHERE datname LIKE "
+                              "'safemig\\_scratch\\_%'");
+    for (int i = 0; i < PQntuples(rows.get()); ++i) {
+      std::string name = PQgetvalue(rows.get(), i, 0);
+      if (ScratchOwnerIsGone(name)) {
+        ExecLibpq(admin.get(), "DROP DATABASE IF EXISTS " + QuotePgIdentifier(name) +
+                                   " WITH (FORCE)");
+      }
+    }
+    std::random_device random;
+    url_ = like;
+    url_.database = fmt::format("{}{:08x}", ScratchPrefix(), random());
+    try {
+      ExecLibpq(admin.get(), "CREATE DATABASE " + QuotePgIdentifier(url_.database));
+    } catch (const Error& e) {
+      throw Error(Category::kConnection,
+                  fmt::format("cannot create a scratch database on {}: {}", like.Redacted(),
+                              e.what()),
+                  "the role needs CREATEDB, or set rehearsal_url to a server where it has it");
+    }
+  }
+  ~PostgresScratch() override {
+    try {
+      PgConn admin = ConnectLibpq(server_);
+      ExecLibpq(admin.get(), "DROP DATABASE IF EXISTS " + QuotePgIdentifier(url_.database) +
+                                 " WITH (FORCE)");
+    } catch (...) {
+      // Left for the next CreateScratchDatabase on this host, which drops it.
+    }
+  }
+
+ private:
+  DatabaseUrl server_;
+};
+
+}  // namespace
+
+std::unique_ptr<ScratchDatabase> CreatePostgresScratch(const DatabaseUrl& like) {
+  return std::make_unique<PostgresScratch>(like);
+}
 
 std::unique_ptr<Driver> OpenPostgresDriver(const DatabaseUrl& url, const OpenOptions& options) {
   // A server database is never created implicitly: create_if_missing is for SQLite files.

@@ -18,4 +18,7 @@ namespace safemig {
 // cannot be reached or refuses the login.
 std::unique_ptr<Driver> OpenPostgresDriver(const DatabaseUrl& url, const OpenOptions& options);
 
+// CreateScratchDatabase for PostgreSQL (see driver.h): a database on like's server.
+std::unique_ptr<ScratchDatabase> CreatePostgresScratch(const DatabaseUrl& like);
+
 }  // namespace safemig

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -530,6 +531,49 @@ class SqliteDriver : public Driver {
 
 std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptions& options) {
   return std::make_unique<SqliteDriver>(url, options);
+}
+
+namespace {
+
+class SqliteScratch : public ScratchDatabase {
+ public:
+  explicit SqliteScratch(const DatabaseUrl& like) {
+    namespace fs = std::filesystem;
+    fs::path near = like.path == ":memory:" ? fs::temp_directory_path() : fs::path(like.path);
+    fs::path dir = near.has_parent_path() ? near.parent_path() : fs::path(".");
+    if (like.path == ":memory:") dir = near;
+    // Files of killed runs on this host go first.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("safemig_scratch_", 0) == 0 && ScratchOwnerIsGone(name)) {
+        fs::remove(entry.path(), ec);
+      }
+    }
+    std::random_device random;
+    url_ = like;
+    url_.path = (dir / fmt::format("{}{:08x}.db", ScratchPrefix(), random())).string();
+    int fd = ::open(url_.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      throw Error(Category::kConnection,
+                  fmt::format("cannot create scratch database {}: {}", url_.path,
+                              std::strerror(errno)),
+                  "make the database's directory writable for this user");
+    }
+    ::close(fd);
+  }
+  ~SqliteScratch() override {
+    std::error_code ignored;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", ".safemig.lock"}) {
+      std::filesystem::remove(url_.path + suffix, ignored);
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ScratchDatabase> CreateSqliteScratch(const DatabaseUrl& like) {
+  return std::make_unique<SqliteScratch>(like);
 }
 
 void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,

@@ -17,6 +17,9 @@ namespace safemig {
 // cannot be opened (or is missing and !options.create_if_missing).
 std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptions& options);
 
+// CreateScratchDatabase for SQLite (see driver.h): a file beside like.path.
+std::unique_ptr<ScratchDatabase> CreateSqliteScratch(const DatabaseUrl& like);
+
 // RestoreArchive for SQLite targets (see driver.h).
 void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
                           const RestoreOptions& options, const ArchiveReader::Progress& progress);

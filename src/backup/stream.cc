@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 
 namespace safemig {
 namespace {
@@ -75,6 +76,8 @@ std::uint64_t Pump(Source& source, Sink& sink) {
   std::vector<char> buffer(kPumpBufferSize);
   std::uint64_t total = 0;
   while (const std::size_t n = source.Read(buffer.data(), buffer.size())) {
+    // Between chunks is a safe point: Ctrl-C stops here and destructors clean up.
+    ThrowIfInterrupted("copying data");
     sink.Write(buffer.data(), n);
     total += n;
   }

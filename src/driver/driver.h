@@ -6,8 +6,7 @@
 // kMigrationFailed for a failing statement, kLockHeld for lock timeouts), with messages
 // already free of secrets. The engine code above never names a specific engine.
 //
-// Implemented now: SQLite (drivers/sqlite). The scratch-database verbs of DESIGN.md join
-// this interface with the rehearsal.
+// Implemented: SQLite (drivers/sqlite) and PostgreSQL (drivers/postgres).
 #pragma once
 
 #include <chrono>
@@ -106,6 +105,32 @@ class Driver {
   // Error(kMigrationFailed) on failure; the archive is then abandoned.
   virtual Fingerprint Dump(ArchiveWriter& archive, const ArchiveReader::Progress& progress) = 0;
 };
+
+// A database that exists for a while (the staging copy a rehearsal restores into) and is
+// dropped by the destructor, also when an error or Ctrl-C unwinds the stack. Its name
+// carries this host and process id, so one left by a killed run is dropped by the next
+// CreateScratchDatabase on the same host. Not thread-safe.
+class ScratchDatabase {
+ public:
+  virtual ~ScratchDatabase() = default;
+  const DatabaseUrl& url() const { return url_; }
+
+ protected:
+  DatabaseUrl url_;
+};
+
+// Creates an empty scratch database beside `like`: on the same server for server engines
+// (the connecting role needs CREATEDB), in the same directory for SQLite. Throws
+// Error(kConnection) when that is not possible.
+std::unique_ptr<ScratchDatabase> CreateScratchDatabase(const DatabaseUrl& like);
+
+// "safemig_scratch_<host>_<pid>_": the name prefix of this process's scratch databases.
+// Also parses such names back: returns the pid when `name` is a scratch database of this
+// host, nullopt otherwise.
+std::string ScratchPrefix();
+std::optional<long> ScratchOwnerPid(const std::string& name);
+// True when `name` is a scratch database of this host whose process is gone.
+bool ScratchOwnerIsGone(const std::string& name);
 
 struct RestoreOptions {
   // Replace an existing target (in-place restore). Without it an existing target is an

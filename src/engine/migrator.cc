@@ -7,6 +7,7 @@
 #include "config/url.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/sql_split.h"
 
 namespace safemig {
@@ -254,6 +255,9 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
     reporter_.StepStarted(step, i, plan.steps.size());
     auto started = Clock::now();
     try {
+      // Before each migration: a Ctrl-C here is handled like a failure, so the
+      // migrations this run applied are reverted.
+      ThrowIfInterrupted("migrating");
       ApplyStep apply = std::move(prepared[i]);
       apply.row.applied_at = NowIso8601();
       driver_.Apply(apply);

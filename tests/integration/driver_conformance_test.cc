@@ -287,3 +287,84 @@ INSTANTIATE_TEST_SUITE_P(Engines, DriverConformance, ::testing::Values("sqlite",
 
 }  // namespace
 }  // namespace safemig
+
+namespace safemig {
+namespace {
+
+class ScratchConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      like_.engine = Engine::kSqlite;
+      like_.scheme = "sqlite";
+      like_.path = (dir_ / "app.db").string();
+    } else {
+      SAFEMIG_REQUIRE_POSTGRES(server);
+      like_ = server;
+    }
+  }
+  bool Exists(const DatabaseUrl& url) {
+    try {
+      OpenDriver(url, OpenOptions{false});
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  TempDir dir_;
+  DatabaseUrl like_;
+};
+
+TEST_P(ScratchConformance, IsUsableAndGoneAfterwards) {
+  DatabaseUrl url;
+  {
+    auto scratch = CreateScratchDatabase(like_);
+    url = scratch->url();
+    auto driver = OpenDriver(url, OpenOptions{false});
+    driver->EnsureMetadata();
+    EXPECT_TRUE(driver->ReadHistory().empty());
+    EXPECT_TRUE(ScratchOwnerPid(url.engine == Engine::kSqlite
+                                    ? std::filesystem::path(url.path).filename().string()
+                                    : url.database)
+                    .has_value());
+  }
+  EXPECT_FALSE(Exists(url));
+}
+
+TEST_P(ScratchConformance, ALeftoverOfAKilledRunIsDroppedByTheNext) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto scratch = CreateScratchDatabase(like_);
+    std::string text = scratch->url().engine == Engine::kSqlite ? scratch->url().path
+                                                                 : scratch->url().database;
+    text.push_back('\n');
+    if (::write(pipe_fds[1], text.data(), text.size()) < 0) ::_exit(2);
+    ::_exit(0);  // no destructors: as if killed
+  }
+  ::close(pipe_fds[1]);
+  std::string name;
+  char c = 0;
+  while (::read(pipe_fds[0], &c, 1) == 1 && c != '\n') name.push_back(c);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_FALSE(name.empty());
+  DatabaseUrl leftover = like_;
+  if (leftover.engine == Engine::kSqlite) {
+    leftover.path = name;
+  } else {
+    leftover.database = name;
+  }
+  EXPECT_TRUE(Exists(leftover));
+  auto next = CreateScratchDatabase(like_);
+  EXPECT_FALSE(Exists(leftover));
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ScratchConformance, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& engine) {
+                           return engine.param;
+                         });
+
+}  // namespace
+}  // namespace safemig

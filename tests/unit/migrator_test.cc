@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/sha256.h"
 #include "drivers/sqlite/sqlite_driver.h"
 #include "test_util.h"
@@ -233,6 +234,29 @@ TEST_F(MigratorTest, HistoryRecordsRunAndDownSql) {
   EXPECT_EQ(journal[0].outcome, "ok");
   EXPECT_EQ(journal[0].to_version, "4");
   EXPECT_NE(journal[0].details.find("\"took_ms\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace safemig
+
+namespace safemig {
+namespace {
+
+TEST_F(MigratorTest, InterruptBetweenMigrationsRevertsTheRun) {
+  class InterruptAfterFirst : public Reporter {
+   public:
+    void StepFinished(const PlannedStep&, std::chrono::milliseconds) override {
+      SetInterruptedForTesting(true);
+    }
+  } reporter;
+  try {
+    Migrator(*driver_, reporter).Execute(PlanUp(Status(), {}, {}), Options());
+    FAIL() << "expected the interrupt to stop the run";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("interrupted"), std::string::npos) << e.what();
+  }
+  SetInterruptedForTesting(false);
+  EXPECT_TRUE(driver_->ReadHistory().empty());
 }
 
 }  // namespace
