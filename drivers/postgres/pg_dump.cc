@@ -528,12 +528,13 @@ std::string FindPgDump() {
   return found->string();
 }
 
-// Our environment minus any PGPASSWORD, plus `password` when set: the child's own
-// environment is the one place a password may travel (argv shows in ps).
+// Our environment, with PGPASSWORD replaced by the URL's password when it has one: the
+// child's own environment is the one place a password may travel (argv shows in ps). A
+// PGPASSWORD the user set is kept otherwise, as our own connections honour it too.
 std::vector<std::string> ChildEnvironment(const std::optional<std::string>& password) {
   std::vector<std::string> env;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    if (std::strncmp(*entry, "PGPASSWORD=", 11) != 0) env.emplace_back(*entry);
+    if (!password || std::strncmp(*entry, "PGPASSWORD=", 11) != 0) env.emplace_back(*entry);
   }
   if (password) env.push_back("PGPASSWORD=" + *password);
   return env;

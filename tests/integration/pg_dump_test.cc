@@ -578,6 +578,26 @@ TEST(PostgresDump, PassesThePasswordOnlyThroughTheEnvironment) {
   EXPECT_EQ(ReadFile(fake / "password"), *server.password);
 }
 
+TEST(PostgresDump, KeepsTheUsersPgpasswordWhenTheUrlHasNone) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ASSERT_TRUE(server.password && !server.password->empty()) << "the test server has a password";
+  ScratchPostgresDatabase source(server);
+  TempDir fake;
+  InstallFakePgDump(fake,
+                    "if [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 99.0'; exit 0; fi\n"
+                    "dir=$(dirname \"$0\")\n"
+                    "printf '%s' \"$PGPASSWORD\" > \"$dir/password\"\n"
+                    "echo '-- nothing to see'\n");
+  ScopedEnv path("PATH", fake.path().string() + ":" + std::getenv("PATH"));
+  ScopedEnv password("PGPASSWORD", *server.password);
+  DatabaseUrl without = source.url();
+  without.password.reset();
+  TempDir store;
+  ArchiveWriter writer(store.path(), "pgpassword", 3);
+  DumpPostgres(without, writer, 1, {});
+  EXPECT_EQ(ReadFile(fake / "password"), *server.password);
+}
+
 TEST(PostgresDump, FailingPgDumpIsAMigrationFailureWithItsRedactedMessage) {
   SAFEMIG_REQUIRE_POSTGRES(server);
   ScratchPostgresDatabase source(server);
