@@ -90,6 +90,13 @@ std::string ReadHolder(int fd) {
   return text.empty() ? "another safemig process (it did not say who)" : text;
 }
 
+// How the checks open a copy they only read. A copy of a WAL-mode database is WAL-mode
+// too, and a read-only connection cannot create the -shm index it needs: two of them
+// opening at once failed with "database is locked". Read-write connections that never
+// write, with a busy timeout, share it; no page of the file changes.
+const int kCheckOpenFlags = SQLite::OPEN_READWRITE;
+constexpr int kCheckBusyMs = 10'000;
+
 constexpr const char* kSqlitePartName = "database.sqlite3.zst";
 constexpr const char* kSqlitePartKind = "sqlite-database";
 
@@ -386,7 +393,7 @@ class SqliteDriver : public Driver {
     // them on two cores makes the backup cost about the longer of the two.
     Fingerprint fingerprint;
     CheckInParallel fingerprinting([&] {
-      SQLite::Database copy(snapshot.string(), SQLite::OPEN_READONLY);
+      SQLite::Database copy(snapshot.string(), kCheckOpenFlags, kCheckBusyMs);
       fingerprint = FingerprintSqlite(copy, /*include_metadata=*/true);
     });
     {
@@ -617,10 +624,10 @@ void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& targe
     // where integrity_check also probes every index entry and dominated restore time.
     std::string check;
     CheckInParallel checking([&] {
-      SQLite::Database restored(temp.string(), SQLite::OPEN_READONLY);
+      SQLite::Database restored(temp.string(), kCheckOpenFlags, kCheckBusyMs);
       check = restored.execAndGet("PRAGMA quick_check").getString();
     });
-    SQLite::Database restored(temp.string(), SQLite::OPEN_READONLY);
+    SQLite::Database restored(temp.string(), kCheckOpenFlags, kCheckBusyMs);
     Fingerprint actual = FingerprintSqlite(restored, /*include_metadata=*/true);
     checking.Wait();
     if (check != "ok") {
