@@ -224,6 +224,13 @@ std::vector<Migration> LoadMigrations(const Resolved& resolved) {
   return DiscoverMigrations(resolved.migrations);
 }
 
+std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options) {
+  if (!options.dir.empty()) return options.dir;
+  std::filesystem::path file = options.config_file.empty() ? "safemig.toml" : options.config_file;
+  if (std::filesystem::exists(file)) return LoadConfig(file).migrations;
+  return "migrations";
+}
+
 std::string RunnerName() {
   return fmt::format("{} pid {}", CurrentUserAtHost(), static_cast<long>(::getpid()));
 }

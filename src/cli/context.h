@@ -70,6 +70,10 @@ Target OpenTarget(const GlobalOptions& options, bool create_if_missing);
 // The migrations in the resolved directory.
 std::vector<Migration> LoadMigrations(const Resolved& resolved);
 
+// Where migrations live when no database is named (validate without a URL, `new`):
+// --dir, else the config file's `migrations`, else "migrations".
+std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options);
+
 // "alice@host pid 123": how this run names itself to other runners and in history.
 std::string RunnerName();
 

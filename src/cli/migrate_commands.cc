@@ -217,14 +217,6 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
                            FormatDuration(result.took)));
 }
 
-// Where migrations live when no database is named (validate without a URL).
-std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options) {
-  if (!options.dir.empty()) return options.dir;
-  std::filesystem::path file = options.config_file.empty() ? "safemig.toml" : options.config_file;
-  if (std::filesystem::exists(file)) return LoadConfig(file).migrations;
-  return "migrations";
-}
-
 Dialect ParseDialect(const std::string& name) {
   if (name == "postgres") return Dialect::kPostgres;
   if (name == "mysql") return Dialect::kMySql;

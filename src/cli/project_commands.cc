@@ -94,13 +94,6 @@ std::string Slug(const std::string& name) {
   return slug;
 }
 
-fs::path MigrationsDir(const GlobalOptions& options) {
-  if (!options.dir.empty()) return options.dir;
-  fs::path file = options.config_file.empty() ? "safemig.toml" : options.config_file;
-  if (fs::exists(file)) return LoadConfig(file).migrations;
-  return "migrations";
-}
-
 // Now as YYYYMMDDHHMMSS, moved on by seconds past any version already in `dir`, so two
 // `new` runs in the same second do not collide.
 std::string UnusedVersion(const fs::path& dir) {
@@ -128,7 +121,7 @@ void RunNew(const GlobalOptions& options, const std::string& raw_name) {
     throw Error(Category::kUsage, fmt::format("'{}' gives no usable migration name", raw_name),
                 "use letters and digits, e.g. `safemig new add_orders_status`");
   }
-  fs::path dir = MigrationsDir(options);
+  fs::path dir = MigrationsDirWithoutDatabase(options);
   fs::create_directories(dir);
   // Write in the convention the directory already uses, so adopted projects stay uniform.
   MigrationFormat format = MigrationFormat::kFlatPair;
