@@ -469,6 +469,7 @@ class PostgresDriver : public Driver {
       pqxx::nontransaction tx(*conn_);
       SetLimits(tx, step, /*local=*/false);
       for (const Statement& statement : step.statements) {
+        if (step.before_statement) step.before_statement(done);
         RunStatement(tx, step, statement);
         ++done;
       }

@@ -280,6 +280,7 @@ class SqliteDriver : public Driver {
     }
     for (const Statement& statement : step.statements) {
       try {
+        if (step.before_statement) step.before_statement(done);
         RunStatement(step, statement);
       } catch (const Error& e) {
         std::string ran = done == 0 ? std::string("no statement had run")

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -42,6 +43,11 @@ struct ApplyStep {
   // kUp: inserted into safemig_migrations in the same transaction as the statements.
   // kDown: the row with row.version is deleted in that transaction.
   HistoryRow row;
+  // Called with a statement's 0-based index just before it runs, when the step runs outside
+  // a transaction or the engine lacks transactional DDL: then a crash mid-step leaves an
+  // uncertain state, and the engine journals how far it got so the next run can tell.
+  // Optional. An exception from it stops the step before that statement.
+  std::function<void(std::size_t index)> before_statement;
 };
 
 // Held while migrating; released by the destructor (also when the process dies, for
