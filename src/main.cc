@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   safemig::cli::SetupProjectCommands(app, options, exit_code);
   safemig::cli::SetupMigrateCommands(app, options, exit_code);
   safemig::cli::SetupBackupCommands(app, options);
+  safemig::cli::SetupRecoverCommand(app, options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

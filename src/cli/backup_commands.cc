@@ -247,23 +247,8 @@ void RunRestore(const GlobalOptions& options, const std::string& id, const std::
   auto reporter = MakeReporter(console);
   RestoreResult result = RestoreBackup(store, entry.id, target, std::move(current),
                                        resolved.environment.name, *reporter, options.jobs);
-  // The restored database keeps its own journal; record how it came to be.
-  auto restored = OpenDriver(target, OpenOptions{false});
-  restored->EnsureMetadata();
-  JournalEntry journal;
-  journal.kind = "restore";
-  journal.environment = resolved.environment.name;
-  journal.started_at = NowIso8601();
-  journal.finished_at = journal.started_at;
-  journal.outcome = "ok";
-  journal.to_version = result.manifest.migration_version;
-  journal.backup_id = result.manifest.id;
-  journal.fingerprint_after = result.manifest.fingerprint.Digest();
-  journal.details = nlohmann::json{{"safety_backup_id", result.safety_backup_id},
-                                   {"took_ms", result.took.count()},
-                                   {"in_place", in_place}}
-                        .dump();
-  restored->InsertJournal(journal);
+  JournalRestore(target, result, resolved.environment.name, "restore",
+                 nlohmann::json{{"in_place", in_place}});
   if (console.json()) {
     console.Json({{"command", "restore"}, {"ok", true}, {"id", result.manifest.id},
                   {"target", target.Redacted()}, {"in_place", in_place},

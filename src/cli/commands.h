@@ -14,5 +14,7 @@ void SetupProjectCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
 void SetupBackupCommands(CLI::App& app, GlobalOptions& options);
 // `status`, `up`, `down`, `validate`, `history`.
 void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
+// `recover`.
+void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
 
 }  // namespace safemig::cli

@@ -101,4 +101,24 @@ RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
   return result;
 }
 
+std::int64_t JournalRestore(const DatabaseUrl& target, const RestoreResult& result,
+                            const std::string& environment, const std::string& kind,
+                            nlohmann::json details) {
+  std::unique_ptr<Driver> restored = OpenDriver(target, OpenOptions{false});
+  restored->EnsureMetadata();
+  JournalEntry journal;
+  journal.kind = kind;
+  journal.environment = environment;
+  journal.started_at = NowIso8601();
+  journal.finished_at = journal.started_at;
+  journal.outcome = "ok";
+  journal.to_version = result.manifest.migration_version;
+  journal.backup_id = result.manifest.id;
+  journal.fingerprint_after = result.manifest.fingerprint.Digest();
+  details["safety_backup_id"] = result.safety_backup_id;
+  details["took_ms"] = result.took.count();
+  journal.details = details.dump();
+  return restored->InsertJournal(journal);
+}
+
 }  // namespace safemig

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "backup/store.h"
 #include "driver/driver.h"
 #include "engine/reporter.h"
@@ -49,5 +51,12 @@ struct RestoreResult {
 RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
                             const DatabaseUrl& target, std::unique_ptr<Driver> current,
                             const std::string& environment, Reporter& reporter, int jobs = 0);
+
+// Records in the restored database's own journal how it came to be (its journal is the
+// backup's, so nothing else says it). `kind` is "restore", "recover", ...; `details` gets
+// the safety backup id and the time taken added. Returns the new entry's id.
+std::int64_t JournalRestore(const DatabaseUrl& target, const RestoreResult& result,
+                            const std::string& environment, const std::string& kind,
+                            nlohmann::json details);
 
 }  // namespace safemig

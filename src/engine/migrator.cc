@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/sql_split.h"
+#include "engine/recovery.h"
 
 namespace safemig {
 namespace {
@@ -216,6 +217,9 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
   const auto run_started = Clock::now();
 
   driver_.SetNotifier([this](const std::string& message) { reporter_.Warning(message); });
+  // A run that died halfway through a migration that cannot roll back left the database in
+  // a state nobody has checked; migrating on top of it would bury that.
+  RefuseIfInterruptedRun(driver_);
   JournalEntry journal;
   journal.kind = !options.journal_kind.empty()                ? options.journal_kind
                  : plan.direction == Direction::kUp ? "up"
@@ -260,9 +264,27 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
       ThrowIfInterrupted("migrating");
       ApplyStep apply = std::move(prepared[i]);
       apply.row.applied_at = NowIso8601();
+      const bool can_roll_back = apply.in_transaction && driver_.capabilities().transactional_ddl;
+      if (!can_roll_back) {
+        // Written before each statement so that a kill -9 or a lost connection halfway
+        // leaves a trace saying exactly where the database stopped.
+        apply.before_statement = [&](size_t index) {
+          MarkStatementStarted(details, step.version, apply, index);
+          journal.details = details.dump();
+          driver_.UpdateJournal(journal);
+        };
+      }
       driver_.Apply(apply);
+      if (!can_roll_back) {
+        ClearStatementProgress(details);
+        journal.details = details.dump();
+        driver_.UpdateJournal(journal);
+      }
     } catch (const Error& e) {
       reporter_.StepFailed(step, e.what());
+      // Drivers say kNeedsPerson when statements of the step had already run and stay; any
+      // other failure left the step's state as it was, so the trace would be a false alarm.
+      if (e.category() != Category::kNeedsPerson) ClearStatementProgress(details);
       if (plan.direction == Direction::kDown || applied.empty() ||
           e.category() == Category::kNeedsPerson) {
         std::string done;

@@ -1,0 +1,165 @@
+// A run killed in the middle of a migration that cannot roll back: the next run refuses,
+// and `safemig recover` puts the database back as it was before that run.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <thread>
+
+#include "test_util.h"
+
+namespace safemig {
+namespace {
+
+using safemig::testing::RunSafemig;
+using safemig::testing::TempDir;
+using safemig::testing::WriteFile;
+
+// The second statement of the second migration runs for many seconds without writing, so a
+// test can read the journal and kill the run while it is there.
+constexpr const char* kSlowUp =
+    "-- safemig:no-transaction\n"
+    "CREATE TABLE half (id INTEGER);\n"
+    "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+    "WHERE x < 400000000) SELECT x FROM c);\n"
+    "CREATE TABLE after_slow (id INTEGER);\n";
+
+class RecoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteFile(dir_ / "migrations/20260101000000_base.up.sql",
+              "CREATE TABLE t (id INTEGER PRIMARY KEY);\nINSERT INTO t VALUES (1), (2);\n");
+    WriteFile(dir_ / "migrations/20260101000000_base.down.sql", "DROP TABLE t;\n");
+    WriteFile(dir_ / "migrations/20260102000000_slow.up.sql", kSlowUp);
+    WriteFile(dir_ / "migrations/20260102000000_slow.down.sql",
+              "DROP TABLE after_slow;\nDROP TABLE half;\n");
+    auto base = RunSafemig("up --to 20260101000000" + Args(), dir_.path());
+    ASSERT_EQ(base.exit_code, 0) << base.err;
+  }
+
+  std::string Args() const {
+    return " --dir " + (dir_ / "migrations").string() + " --url sqlite:" + Db();
+  }
+  std::string Db() const { return (dir_ / "app.db").string(); }
+
+  bool TableExists(const std::string& name) const {
+    SQLite::Database db(Db(), SQLite::OPEN_READONLY);
+    SQLite::Statement query(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+    query.bind(1, name);
+    return query.executeStep();
+  }
+
+  // Starts `safemig up`, waits until its journal says the slow statement has started, and
+  // kills it as a power cut would.
+  void KillUpDuringSlowStatement() {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::string dir = (dir_ / "migrations").string();
+      std::string url = "sqlite:" + Db();
+      ::freopen("/dev/null", "w", stdout);
+      ::freopen("/dev/null", "w", stderr);
+      ::execl(SAFEMIG_BINARY, SAFEMIG_BINARY, "up", "--dir", dir.c_str(), "--url", url.c_str(),
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    bool reached = false;
+    for (int i = 0; i < 400 && !reached; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      try {
+        SQLite::Database db(Db(), SQLite::OPEN_READONLY);
+        db.setBusyTimeout(100);
+        SQLite::Statement query(db, "SELECT details FROM safemig_journal ORDER BY id DESC LIMIT 1");
+        if (query.executeStep()) {
+          auto details = nlohmann::json::parse(query.getColumn(0).getString(), nullptr, false);
+          reached = details.is_object() && details.contains("in_progress") &&
+                    details["in_progress"]["statement"] == 2;
+        }
+      } catch (const SQLite::Exception&) {
+        // The writer holds the database for a moment; look again.
+      }
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(reached) << "the run never journaled its second statement";
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(RecoverTest, NextRunRefusesAndNamesTheStatementAndTheCommand) {
+  KillUpDuringSlowStatement();
+  ASSERT_TRUE(TableExists("half"));  // statement 1 committed on its own
+
+  auto again = RunSafemig("up" + Args(), dir_.path());
+  EXPECT_EQ(again.exit_code, 9) << again.err;
+  EXPECT_NE(again.err.find("statement 2 of 3"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("20260102000000"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("safemig recover"), std::string::npos) << again.err;
+  EXPECT_FALSE(TableExists("after_slow"));
+}
+
+TEST_F(RecoverTest, RecoverRestoresTheBackupTakenBeforeTheRun) {
+  KillUpDuringSlowStatement();
+
+  auto unconfirmed = RunSafemig("recover" + Args(), dir_.path());
+  EXPECT_EQ(unconfirmed.exit_code, 2) << unconfirmed.err;
+  EXPECT_TRUE(TableExists("half"));
+
+  auto recover = RunSafemig("recover --yes --format json" + Args(), dir_.path());
+  ASSERT_EQ(recover.exit_code, 0) << recover.err;
+  auto json = nlohmann::json::parse(recover.out);
+  EXPECT_EQ(json["action"], "restored");
+  EXPECT_EQ(json["interrupted"]["version"], "20260102000000");
+  EXPECT_EQ(json["interrupted"]["statement"], 2);
+  EXPECT_FALSE(json["safety_backup_id"].get<std::string>().empty());
+  EXPECT_FALSE(TableExists("half"));
+  EXPECT_TRUE(TableExists("t"));
+
+  auto status = RunSafemig("status --format json" + Args(), dir_.path());
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(nlohmann::json::parse(status.out)["current_version"], "20260101000000");
+
+  auto history = RunSafemig("history --journal --format json" + Args(), dir_.path());
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_EQ(nlohmann::json::parse(history.out)["journal"][0]["kind"], "recover");
+
+  auto nothing = RunSafemig("recover" + Args(), dir_.path());
+  EXPECT_EQ(nothing.exit_code, 0) << nothing.err;
+  EXPECT_NE(nothing.out.find("Nothing to recover"), std::string::npos) << nothing.out;
+}
+
+TEST_F(RecoverTest, ResolvedByHandLetsRunsGoOnWithoutRestoring) {
+  KillUpDuringSlowStatement();
+  // The person finishes the migration's work by hand instead, and says so.
+  WriteFile(dir_ / "migrations/20260102000000_slow.up.sql",
+            "CREATE TABLE IF NOT EXISTS half (id INTEGER);\nCREATE TABLE after_slow (id INTEGER);\n");
+  auto resolved = RunSafemig("recover --resolved 'finished it by hand'" + Args(), dir_.path());
+  ASSERT_EQ(resolved.exit_code, 0) << resolved.err;
+  EXPECT_TRUE(TableExists("half"));
+
+  auto up = RunSafemig("up" + Args(), dir_.path());
+  EXPECT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_TRUE(TableExists("after_slow"));
+}
+
+TEST_F(RecoverTest, AStatementThatFailsBeforeAnyRanLeavesNoTrace) {
+  WriteFile(dir_ / "migrations/20260102000000_slow.up.sql",
+            "-- safemig:no-transaction\nINSERT INTO no_such_table VALUES (1);\n"
+            "CREATE TABLE never (id INTEGER);\n");
+  auto failed = RunSafemig("up" + Args(), dir_.path());
+  EXPECT_EQ(failed.exit_code, 1) << failed.err;
+  auto recover = RunSafemig("recover" + Args(), dir_.path());
+  EXPECT_EQ(recover.exit_code, 0) << recover.err;
+  EXPECT_NE(recover.out.find("Nothing to recover"), std::string::npos) << recover.out;
+}
+
+}  // namespace
+}  // namespace safemig
