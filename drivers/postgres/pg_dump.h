@@ -4,10 +4,13 @@
 // transaction; `pg_dump --snapshot` writes the pre-data and post-data schema sections;
 // table data is copied with COPY ... TO STDOUT on `jobs` parallel connections that import
 // the same snapshot, each table its own zstd part; sequence values are read in the
-// snapshot. Memory is bounded by buffers whatever the table sizes.
+// snapshot. Memory is bounded by buffers whatever the table sizes. Each table's fingerprint
+// entry is hashed from its COPY lines as they stream past (pg_row_hash.h), so the server
+// reads and renders every row once.
 //
-// Restore: pre-data, then the table parts in parallel with COPY ... FROM STDIN, then
-// sequence values, then post-data (indexes and constraints after the data).
+// Restore: pre-data, then the table parts in parallel with COPY ... FROM STDIN FREEZE, then
+// sequence values, then post-data: index builds and key constraints in parallel on `jobs`
+// connections, then foreign keys, triggers and the rest in pg_dump's order.
 #pragma once
 
 #include <string>
@@ -21,9 +24,10 @@ namespace safemig {
 
 // Part names and kinds written by DumpPostgres, in the order a restore needs them:
 //   "pre-data.sql.zst"  kind "pg-pre-data"   pg_dump --section=pre-data (plain SQL)
-//   "t<N>.copy.zst"     kind "pg-table-data" COPY text format of one table; the manifest
-//                                            part name does not carry the table name, the
-//                                            first line of the part does:
+//   "t<N>.copy.zst"     kind "pg-table-data-2" COPY text format of one table, columns in
+//                                            name order, in the database's encoding; the
+//                                            manifest part name does not carry the table
+//                                            name, the first line of the part does:
 //                                            "-- safemig table: \"schema\".\"table\" (cols)"
 //   "sequences.sql.zst" kind "pg-sequences"  SELECT setval(...) per sequence
 //   "post-data.sql.zst" kind "pg-post-data"  pg_dump --section=post-data
@@ -35,7 +39,10 @@ Fingerprint DumpPostgres(const DatabaseUrl& url, ArchiveWriter& archive, int job
 
 // Restores into `target`: the database is created if missing; an existing non-empty
 // database is refused unless options.replace_existing (then it is dropped and recreated).
-// Checks every part first and compares the restored fingerprint with the manifest's.
+// Checks every part first and compares the restored fingerprint with the manifest's: the
+// catalog as the server describes it, each table's row count as the server took it in and
+// its content hash from the lines sent. Refuses (Error(kUsage)) a backup whose table parts
+// are of the earlier "pg-table-data" kind.
 void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
                      const RestoreOptions& options, int jobs,
                      const ArchiveReader::Progress& progress);

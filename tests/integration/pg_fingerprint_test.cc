@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/fingerprint.h"
 #include "drivers/postgres/pg_connection.h"
+#include "drivers/postgres/pg_row_hash.h"
 #include "server_env.h"
 
 namespace safemig {
@@ -530,6 +531,58 @@ TEST(PostgresFingerprint, RowSecurityThatHidesRowsIsAMigrationFailedError) {
     EXPECT_EQ(e.category(), Category::kMigrationFailed);
     EXPECT_NE(std::string(e.what()).find("row-level security"), std::string::npos) << e.what();
   }
+}
+
+// Backups hash the COPY lines they stream on this side; the result must be the value the
+// server computes for a live database, byte for byte, or no backup would ever match it.
+TEST(PostgresRowHash, EqualsTheServersHashtextextended) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ScratchPostgresDatabase db(server);
+  Session session(db);
+  std::vector<std::string> texts = {"", "a", "\\N", "1\tAnna\t\\N\t2024-01-01 00:00:00+00"};
+  std::string grown;
+  for (int length = 1; length <= 80; ++length) {
+    // Every remainder modulo 12 (lookup3's block) and multibyte characters at odd offsets.
+    grown += length % 7 == 0 ? "\u00e9" : std::string(1, static_cast<char>('!' + length % 90));
+    texts.push_back(grown);
+  }
+  for (std::uint64_t seed : {std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{0},
+                             std::uint64_t{0x0123456789abcdefULL}}) {
+    pqxx::work tx(session.connection());
+    for (const std::string& text : texts) {
+      const std::string server_hash =
+          tx.exec1("SELECT hashtextextended(" + tx.quote(text) + ", " +
+                   std::to_string(static_cast<std::int64_t>(seed)) + ")")[0]
+              .as<std::string>();
+      EXPECT_EQ(std::to_string(
+                    static_cast<std::int64_t>(HashTextExtended(text.data(), text.size(), seed))),
+                server_hash)
+          << "text '" << text << "' seed " << seed;
+    }
+  }
+}
+
+// The sums of a table's rows do not depend on how the stream of lines is cut into calls.
+TEST(PostgresRowHash, LinesSplitAnywhereSumAsWholeRows) {
+  const std::string stream = "1\tone\n2\t\\N\n\n3\tthree, longer than twelve bytes\n";
+  RowHashSums whole;
+  whole.AddLines(stream.data(), stream.size());
+  EXPECT_EQ(whole.rows(), 4);
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    RowHashSums split;
+    split.AddLines(stream.data(), cut);
+    split.AddLines(stream.data() + cut, stream.size() - cut);
+    EXPECT_TRUE(split.at_line_start());
+    EXPECT_EQ(split.Data().content_sha256, whole.Data().content_sha256) << "cut at " << cut;
+  }
+  RowHashSums reordered;
+  const std::string other_order = "\n3\tthree, longer than twelve bytes\n2\t\\N\n1\tone\n";
+  reordered.AddLines(other_order.data(), other_order.size());
+  EXPECT_EQ(reordered.Data().content_sha256, whole.Data().content_sha256);
+  RowHashSums changed;
+  const std::string one_byte_off = "1\tone\n2\t\\N\n\n3\tthree, longer than twelve bytez\n";
+  changed.AddLines(one_byte_off.data(), one_byte_off.size());
+  EXPECT_NE(changed.Data().content_sha256, whole.Data().content_sha256);
 }
 
 }  // namespace
