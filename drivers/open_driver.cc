@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "core/error.h"
+#include "drivers/mysql/mysql_driver.h"
+#include "drivers/mysql/mysql_dump.h"
 #include "drivers/postgres/pg_driver.h"
 #include "drivers/postgres/pg_dump.h"
 #include "drivers/sqlite/sqlite_driver.h"
@@ -18,12 +20,10 @@ std::unique_ptr<Driver> OpenDriver(const DatabaseUrl& url, const OpenOptions& op
     case Engine::kPostgres:
       return OpenPostgresDriver(url, options);
     case Engine::kMySql:
-      break;
+      return OpenMySqlDriver(url, options);
   }
   throw Error(Category::kConfig,
-              std::string("this build of safemig has no ") + EngineName(url.engine) +
-                  " driver yet",
-              "use a sqlite: or postgres: URL; MySQL/MariaDB support is in progress");
+              std::string("this build of safemig has no ") + EngineName(url.engine) + " driver");
 }
 
 void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
@@ -46,8 +46,12 @@ void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
       RestorePostgres(archive, target, options, jobs, progress);
       return;
     }
-    case Engine::kMySql:
-      break;
+    case Engine::kMySql: {
+      int jobs = options.jobs > 0 ? options.jobs
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      RestoreMySql(archive, target, options, jobs, progress);
+      return;
+    }
   }
   throw Error(Category::kConfig,
               std::string("this build of safemig has no ") + EngineName(target.engine) +

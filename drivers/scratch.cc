@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/sha256.h"
 #include "driver/driver.h"
+#include "drivers/mysql/mysql_driver.h"
 #include "drivers/postgres/pg_driver.h"
 #include "drivers/sqlite/sqlite_driver.h"
 
@@ -52,7 +53,7 @@ std::unique_ptr<ScratchDatabase> CreateScratchDatabase(const DatabaseUrl& like) 
     case Engine::kPostgres:
       return CreatePostgresScratch(like);
     case Engine::kMySql:
-      break;
+      return CreateMySqlScratch(like);
   }
   throw Error(Category::kConfig,
               std::string("this build of safemig has no ") + EngineName(like.engine) +

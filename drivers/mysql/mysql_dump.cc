@@ -1,0 +1,818 @@
+// MySQL/MariaDB backup and restore (mysql_dump.h).
+//
+// Decisions worth knowing before changing this file:
+// - Every part starts with the session settings it needs (SET NAMES utf8mb4, time_zone
+//   '+00:00', sql_mode NO_AUTO_VALUE_ON_ZERO, foreign_key_checks and unique_checks off), so
+//   it means the same when a person replays it with the mariadb client as when safemig
+//   does. TIMESTAMP values are written and read in UTC; a stored 0 in an AUTO_INCREMENT
+//   column stays 0.
+// - Data parts hold one statement per line: string values are escaped (\n, \r, \0, \\, \',
+//   \Z), BLOB/BINARY/VARBINARY and spatial values are hex literals of their exact bytes (the
+//   server's internal geometry format, which it reads back as is), BIT columns are read as
+//   numbers. The restore therefore streams a part line by line without parsing SQL.
+// - A table's rows load inside one transaction with unique_checks and foreign_key_checks
+//   off: MariaDB then bulk-loads an empty InnoDB table (no per-row undo log).
+// - DEFINER clauses are dropped from views, routines, triggers and events: a restore as
+//   another account (the rehearsal's, a laptop's) would otherwise need SUPER, and the
+//   objects then belong to the restoring account. The fingerprint ignores definers too.
+// - One session dumps everything: Connector/C++ 1.1 and MariaDB offer no way to share a
+//   snapshot between sessions without blocking commits server-wide, and a backup must not
+//   stall the application. The restore loads tables on `jobs` parallel sessions.
+// - MySQL has no RENAME DATABASE. An in-place restore builds and checks the copy in a
+//   temporary database, moves the target's tables aside into a holding database with one
+//   atomic RENAME TABLE (its views, routines, triggers and events are kept as SQL first),
+//   moves the copy's tables in, replays the post part and checks the fingerprint again.
+//   Any failure moves the old tables back and recreates their objects.
+#include "drivers/mysql/mysql_dump.h"
+
+#include <cppconn/resultset.h>
+#include <cppconn/resultset_metadata.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/sql_split.h"
+#include "drivers/mysql/mysql_fingerprint.h"
+#include "drivers/mysql/mysql_session.h"
+
+namespace safemig {
+namespace {
+
+constexpr const char* kSchemaPart = "schema.sql.zst";
+constexpr const char* kSchemaKind = "mysql-schema";
+constexpr const char* kTableKind = "mysql-table-data";
+constexpr const char* kPostPart = "post.sql.zst";
+constexpr const char* kPostKind = "mysql-post";
+constexpr const char* kDatabaseHeader = "-- safemig database: ";
+constexpr const char* kTableHeader = "-- safemig table: ";
+
+// An INSERT grows to about this size before the next starts: large enough that per-statement
+// overhead vanishes, far below the default max_allowed_packet (16 MiB on MariaDB).
+constexpr std::size_t kStatementBytes = 1 << 20;
+
+constexpr const char* kPartSettings =
+    "SET NAMES utf8mb4;\n"
+    "SET time_zone = '+00:00';\n"
+    "SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\n"
+    "SET foreign_key_checks = 0;\n"
+    "SET unique_checks = 0;\n";
+
+std::string Str(const std::optional<std::string>& value) { return value.value_or(""); }
+
+// Re-throws a kMigrationFailed error with `context` in front of its message.
+template <typename Fn>
+auto InContext(const std::string& context, Fn&& fn) -> decltype(fn()) {
+  try {
+    return GuardMySql(context, std::forward<Fn>(fn));
+  } catch (const Error& e) {
+    if (e.category() != Category::kMigrationFailed) throw;
+    throw Error(e.category(), context + ": " + e.what(), e.hint());
+  }
+}
+
+// Reports progress every 8 MiB across all parts, from one or several threads.
+class SharedProgress {
+ public:
+  SharedProgress(const ArchiveReader::Progress& progress, std::uint64_t total)
+      : progress_(progress), total_(total) {}
+  void Add(std::uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ += bytes;
+    if (progress_ && done_ - reported_ >= (8u << 20)) {
+      reported_ = done_;
+      progress_(done_, std::max(done_, total_));
+    }
+  }
+  void Complete() {
+    if (progress_) progress_(std::max(done_, total_), std::max(done_, total_));
+  }
+
+ private:
+  const ArchiveReader::Progress& progress_;
+  std::uint64_t total_;
+  std::mutex mutex_;
+  std::uint64_t done_ = 0;
+  std::uint64_t reported_ = 0;
+};
+
+class CountingSink : public Sink {
+ public:
+  using Sink::Write;
+  CountingSink(Sink& next, SharedProgress& progress) : next_(next), progress_(progress) {}
+  void Write(const char* data, std::size_t size) override {
+    next_.Write(data, size);
+    progress_.Add(size);
+  }
+  void Finish() override { next_.Finish(); }
+
+ private:
+  Sink& next_;
+  SharedProgress& progress_;
+};
+
+class StringSink : public Sink {
+ public:
+  using Sink::Write;
+  void Write(const char* data, std::size_t size) override { text.append(data, size); }
+  void Finish() override {}
+  std::string text;
+};
+
+// --- what is dumped ----------------------------------------------------------------------
+
+enum class ValueKind { kNumber, kBit, kBytes, kText };
+
+struct ColumnToCopy {
+  std::string name;
+  ValueKind kind = ValueKind::kText;
+};
+
+struct TableToCopy {
+  std::string name;
+  std::string engine;
+  std::uint64_t bytes = 0;
+  std::vector<ColumnToCopy> columns;
+};
+
+ValueKind KindOf(const std::string& data_type) {
+  static const std::set<std::string> numbers = {
+      "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal",
+      "numeric", "float",    "double",    "real", "year"};
+  static const std::set<std::string> bytes = {
+      "binary",     "varbinary",       "tinyblob",     "blob",       "mediumblob",
+      "longblob",   "geometry",        "point",        "linestring", "polygon",
+      "multipoint", "multilinestring", "multipolygon", "geometrycollection"};
+  if (numbers.count(data_type) != 0) return ValueKind::kNumber;
+  if (data_type == "bit") return ValueKind::kBit;
+  if (bytes.count(data_type) != 0) return ValueKind::kBytes;
+  return ValueKind::kText;
+}
+
+std::vector<TableToCopy> ListTables(MySqlSession& session, const std::string& database) {
+  const std::string db = QuoteMySqlLiteral(database);
+  std::map<std::string, TableToCopy> tables;
+  for (const MySqlRow& r : session.Query(
+           "SELECT TABLE_NAME, ENGINE, COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES "
+           "WHERE TABLE_SCHEMA = " + db + " AND TABLE_TYPE = 'BASE TABLE'")) {
+    if (Str(r[0]) == kMySqlLockTable) continue;
+    TableToCopy& table = tables[Str(r[0])];
+    table.name = Str(r[0]);
+    table.engine = Str(r[1]);
+    table.bytes = std::stoull(Str(r[2]));
+  }
+  for (const MySqlRow& r : session.Query(
+           "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS "
+           "WHERE TABLE_SCHEMA = " + db + " ORDER BY TABLE_NAME, ORDINAL_POSITION")) {
+    auto it = tables.find(Str(r[0]));
+    if (it == tables.end()) continue;
+    // Generated columns are computed again by the server; inserting into them is an error.
+    if (Str(r[3]).find("GENERATED") != std::string::npos) continue;
+    it->second.columns.push_back(ColumnToCopy{Str(r[1]), KindOf(Str(r[2]))});
+  }
+  std::vector<TableToCopy> result;
+  for (auto& [name, table] : tables) result.push_back(std::move(table));
+  return result;
+}
+
+void AppendEscaped(std::string& out, const std::string& value) {
+  out.push_back('\'');
+  for (char c : value) {
+    switch (c) {
+      case '\0': out += "\\0"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\\': out += "\\\\"; break;
+      case '\'': out += "\\'"; break;
+      case '\x1a': out += "\\Z"; break;
+      default: out.push_back(c);
+    }
+  }
+  out.push_back('\'');
+}
+
+void AppendHex(std::string& out, const std::string& value) {
+  if (value.empty()) {
+    out += "''";
+    return;
+  }
+  static const char* const kHex = "0123456789ABCDEF";
+  out += "0x";
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(kHex[u >> 4]);
+    out.push_back(kHex[u & 0xf]);
+  }
+}
+
+std::int64_t CopyTableOut(MySqlSession& session, const std::string& database,
+                          const TableToCopy& table, Sink& out) {
+  const std::string target = QuoteMySqlIdentifier(table.name);
+  out.Write(kTableHeader + target + "\n");
+  out.Write(kPartSettings);
+  if (table.columns.empty()) return 0;
+  std::string select = "SELECT ";
+  std::string insert = "INSERT INTO " + target + " (";
+  for (std::size_t i = 0; i < table.columns.size(); ++i) {
+    const ColumnToCopy& column = table.columns[i];
+    const std::string name = QuoteMySqlIdentifier(column.name);
+    if (i > 0) {
+      select += ", ";
+      insert += ", ";
+    }
+    // BIT arrives as raw bytes whose width the text protocol does not say; as a number it
+    // goes back into the column unchanged.
+    select += column.kind == ValueKind::kBit ? name + " + 0" : name;
+    insert += name;
+  }
+  select += " FROM " + QuoteMySqlIdentifier(database) + "." + target;
+  insert += ") VALUES ";
+
+  out.Write("START TRANSACTION;\n");
+  std::string statement;
+  statement.reserve(kStatementBytes + (64 << 10));
+  std::int64_t rows = 0;
+  const auto columns = static_cast<std::uint32_t>(table.columns.size());
+  session.Stream(select, [&](sql::ResultSet& r) {
+    statement += statement.empty() ? insert + "(" : ",(";
+    for (std::uint32_t i = 1; i <= columns; ++i) {
+      if (i > 1) statement.push_back(',');
+      if (r.isNull(i)) {
+        statement += "NULL";
+        continue;
+      }
+      const sql::SQLString value = r.getString(i);
+      switch (table.columns[i - 1].kind) {
+        case ValueKind::kNumber:
+        case ValueKind::kBit:
+          statement += value.asStdString();
+          break;
+        case ValueKind::kBytes:
+          AppendHex(statement, value.asStdString());
+          break;
+        case ValueKind::kText:
+          AppendEscaped(statement, value.asStdString());
+          break;
+      }
+    }
+    statement.push_back(')');
+    ++rows;
+    if (statement.size() >= kStatementBytes) {
+      statement += ";\n";
+      out.Write(statement);
+      statement.clear();
+    }
+  });
+  if (!statement.empty()) {
+    statement += ";\n";
+    out.Write(statement);
+  }
+  out.Write("COMMIT;\n");
+  return rows;
+}
+
+// "SET sql_mode = '...';" for an object's recorded mode.
+std::string SqlModeLine(const std::string& mode) {
+  return "SET sql_mode = " + QuoteMySqlLiteral(mode) + ";\n";
+}
+
+void WriteBody(Sink& out, const std::string& mode, const std::string& create) {
+  out.Write(SqlModeLine(mode));
+  out.Write("DELIMITER ;;\n");
+  out.Write(StripDefiner(create));
+  out.Write(";;\nDELIMITER ;\n");
+}
+
+// Views ordered so each comes after the views it reads from. A view names another as
+// `name` in its SHOW CREATE text (the server always quotes); a false match only moves a
+// view earlier than needed.
+std::vector<std::pair<std::string, std::string>> OrderViews(
+    const std::map<std::string, std::string>& views) {
+  std::vector<std::pair<std::string, std::string>> ordered;
+  std::set<std::string> placed;
+  std::set<std::string> visiting;
+  std::function<void(const std::string&)> visit = [&](const std::string& name) {
+    if (placed.count(name) != 0 || visiting.count(name) != 0) return;
+    visiting.insert(name);
+    const std::string& text = views.at(name);
+    for (const auto& [other, other_text] : views) {
+      if (other != name && text.find(QuoteMySqlIdentifier(other)) != std::string::npos) {
+        visit(other);
+      }
+    }
+    visiting.erase(name);
+    placed.insert(name);
+    ordered.emplace_back(name, text);
+  };
+  for (const auto& [name, text] : views) visit(name);
+  return ordered;
+}
+
+// Functions, procedures, views, triggers and events of `database` as replayable SQL.
+void WritePostObjects(MySqlSession& session, const std::string& database, Sink& out) {
+  const std::string db = QuoteMySqlLiteral(database);
+  const std::string qdb = QuoteMySqlIdentifier(database) + ".";
+  out.Write("SET NAMES utf8mb4;\nSET time_zone = '+00:00';\n");
+  for (const MySqlRow& r : session.Query(
+           "SELECT ROUTINE_TYPE, ROUTINE_NAME, SQL_MODE FROM information_schema.ROUTINES "
+           "WHERE ROUTINE_SCHEMA = " + db +
+           " AND ROUTINE_TYPE IN ('FUNCTION', 'PROCEDURE') ORDER BY ROUTINE_TYPE, "
+           "ROUTINE_NAME")) {
+    std::vector<MySqlRow> create = session.Query("SHOW CREATE " + Str(r[0]) + " " + qdb +
+                                                 QuoteMySqlIdentifier(Str(r[1])));
+    if (!create.empty()) WriteBody(out, Str(r[2]), Str(create[0][2]));
+  }
+  std::map<std::string, std::string> views;
+  for (const MySqlRow& r : session.Query(
+           "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = " + db)) {
+    std::vector<MySqlRow> create =
+        session.Query("SHOW CREATE VIEW " + qdb + QuoteMySqlIdentifier(Str(r[0])));
+    if (!create.empty()) views[Str(r[0])] = StripDefiner(Str(create[0][1]));
+  }
+  if (!views.empty()) out.Write("SET sql_mode = '';\n");
+  for (const auto& [name, text] : OrderViews(views)) out.Write(text + ";\n");
+  for (const MySqlRow& r : session.Query(
+           "SELECT TRIGGER_NAME, SQL_MODE FROM information_schema.TRIGGERS WHERE "
+           "TRIGGER_SCHEMA = " + db +
+           " ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER")) {
+    std::vector<MySqlRow> create =
+        session.Query("SHOW CREATE TRIGGER " + qdb + QuoteMySqlIdentifier(Str(r[0])));
+    if (!create.empty()) WriteBody(out, Str(r[1]), Str(create[0][2]));
+  }
+  for (const MySqlRow& r : session.Query(
+           "SELECT EVENT_NAME, SQL_MODE, TIME_ZONE FROM information_schema.EVENTS WHERE "
+           "EVENT_SCHEMA = " + db + " ORDER BY EVENT_NAME")) {
+    std::vector<MySqlRow> create =
+        session.Query("SHOW CREATE EVENT " + qdb + QuoteMySqlIdentifier(Str(r[0])));
+    if (create.empty()) continue;
+    out.Write("SET time_zone = " + QuoteMySqlLiteral(Str(r[2])) + ";\n");
+    WriteBody(out, Str(r[1]), Str(create[0][3]));
+  }
+  out.Write("SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\nSET time_zone = '+00:00';\n");
+}
+
+std::string TablePartName(std::size_t index) { return fmt::format("t{}.sql.zst", index + 1); }
+
+// --- restore -----------------------------------------------------------------------------
+
+// Runs a part's statements, one per line (data parts), as they stream out of the archive.
+class LineStatementSink : public Sink {
+ public:
+  using Sink::Write;
+  explicit LineStatementSink(MySqlSession& session) : session_(session) {}
+  void Write(const char* data, std::size_t size) override {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+      if (data[i] != '\n') continue;
+      pending_.append(data + start, i - start);
+      Run();
+      start = i + 1;
+    }
+    pending_.append(data + start, size - start);
+  }
+  void Finish() override { Run(); }
+
+ private:
+  void Run() {
+    std::string& line = pending_;
+    while (!line.empty() && (line.back() == ';' || line.back() == ' ' || line.back() == '\r')) {
+      line.pop_back();
+    }
+    if (!line.empty() && line.rfind("-- ", 0) != 0) session_.Exec(line);
+    line.clear();
+  }
+  MySqlSession& session_;
+  std::string pending_;
+};
+
+void RunScript(MySqlSession& session, const std::string& script) {
+  for (const Statement& statement : SplitStatements(script, Dialect::kMySql)) {
+    session.Exec(statement.text);
+  }
+}
+
+std::string ExtractText(const ArchiveReader& archive, const PartInfo& part) {
+  StringSink text;
+  archive.ExtractPart(part, text);
+  return text.text;
+}
+
+struct RestorePlan {
+  const PartInfo* schema = nullptr;
+  std::vector<const PartInfo*> tables;
+  const PartInfo* post = nullptr;
+};
+
+RestorePlan PlanRestore(const Manifest& manifest) {
+  RestorePlan plan;
+  for (const PartInfo& part : manifest.parts) {
+    if (part.kind == kSchemaKind) {
+      plan.schema = &part;
+    } else if (part.kind == kTableKind) {
+      plan.tables.push_back(&part);
+    } else if (part.kind == kPostKind) {
+      plan.post = &part;
+    } else {
+      throw Error(Category::kIntegrity,
+                  fmt::format("backup {} has a part of unknown kind \"{}\" ({})", manifest.id,
+                              part.kind, part.name),
+                  "restore it with the safemig version that wrote it");
+    }
+  }
+  if (plan.schema == nullptr || plan.post == nullptr) {
+    throw Error(Category::kIntegrity,
+                fmt::format("backup {} lacks its schema or post part", manifest.id),
+                "the backup cannot be restored; use another one");
+  }
+  return plan;
+}
+
+std::string RandomSuffix() {
+  std::random_device random;
+  return fmt::format("{:08x}", random());
+}
+
+bool DatabaseExists(MySqlSession& admin, const std::string& name) {
+  return !admin
+              .Query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = " +
+                     QuoteMySqlLiteral(name))
+              .empty();
+}
+
+std::vector<std::string> BaseTables(MySqlSession& session, const std::string& database) {
+  std::vector<std::string> names;
+  for (const MySqlRow& r : session.Query(
+           "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+           QuoteMySqlLiteral(database) + " AND TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME")) {
+    names.push_back(Str(r[0]));
+  }
+  return names;
+}
+
+std::int64_t CountObjects(MySqlSession& admin, const std::string& database) {
+  const std::string db = QuoteMySqlLiteral(database);
+  return std::stoll(Str(admin.Value(
+      "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = " + db +
+      ") + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = " + db +
+      ") + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = " + db + ")")));
+}
+
+// Drops views, routines, triggers and events of `database` (not its tables).
+void DropPostObjects(MySqlSession& admin, const std::string& database) {
+  const std::string db = QuoteMySqlLiteral(database);
+  const std::string qdb = QuoteMySqlIdentifier(database) + ".";
+  for (const MySqlRow& r : admin.Query(
+           "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = " + db)) {
+    admin.Exec("DROP TRIGGER IF EXISTS " + qdb + QuoteMySqlIdentifier(Str(r[0])));
+  }
+  for (const MySqlRow& r : admin.Query(
+           "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = " + db)) {
+    admin.Exec("DROP VIEW IF EXISTS " + qdb + QuoteMySqlIdentifier(Str(r[0])));
+  }
+  for (const MySqlRow& r : admin.Query(
+           "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE "
+           "ROUTINE_SCHEMA = " + db + " AND ROUTINE_TYPE IN ('FUNCTION', 'PROCEDURE')")) {
+    admin.Exec("DROP " + Str(r[0]) + " IF EXISTS " + qdb + QuoteMySqlIdentifier(Str(r[1])));
+  }
+  for (const MySqlRow& r : admin.Query(
+           "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = " + db)) {
+    admin.Exec("DROP EVENT IF EXISTS " + qdb + QuoteMySqlIdentifier(Str(r[0])));
+  }
+}
+
+// Moves every base table of `from` into `to` with one atomic RENAME TABLE.
+void MoveTables(MySqlSession& admin, const std::string& from, const std::string& to) {
+  std::vector<std::string> tables = BaseTables(admin, from);
+  if (tables.empty()) return;
+  std::string sql = "RENAME TABLE ";
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    if (i > 0) sql += ", ";
+    const std::string name = QuoteMySqlIdentifier(tables[i]);
+    sql += QuoteMySqlIdentifier(from) + "." + name + " TO " + QuoteMySqlIdentifier(to) + "." +
+           name;
+  }
+  admin.Exec(sql);
+}
+
+struct DatabaseOptions {
+  std::string charset = "utf8mb4";
+  std::string collation;
+};
+
+DatabaseOptions ParseDatabaseHeader(const std::string& schema) {
+  DatabaseOptions options;
+  const std::string header = kDatabaseHeader;
+  if (schema.rfind(header, 0) != 0) return options;
+  try {
+    const auto json = nlohmann::json::parse(schema.substr(header.size(),
+                                                          schema.find('\n') - header.size()));
+    options.charset = json.value("charset", options.charset);
+    options.collation = json.value("collation", "");
+  } catch (const nlohmann::json::exception&) {
+    // An unreadable header only loses the database's default collation.
+  }
+  return options;
+}
+
+std::string CreateDatabaseSql(const std::string& name, const DatabaseOptions& options) {
+  std::string sql = "CREATE DATABASE " + QuoteMySqlIdentifier(name) + " CHARACTER SET " +
+                    QuoteMySqlIdentifier(options.charset);
+  if (!options.collation.empty()) sql += " COLLATE " + QuoteMySqlIdentifier(options.collation);
+  return sql;
+}
+
+// Loads every part into `database` (which exists and is empty): schema, the tables on
+// `jobs` sessions, then the post part.
+void LoadInto(const ArchiveReader& archive, const DatabaseUrl& target,
+              const std::string& database, const RestorePlan& plan, const std::string& schema,
+              int jobs, SharedProgress& progress) {
+  {
+    MySqlSession session(target, database);
+    InContext("cannot restore the schema", [&] { RunScript(session, schema); });
+  }
+  std::atomic<std::size_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr first_error;
+  auto worker = [&] {
+    try {
+      MySqlThreadScope scope;
+      MySqlSession session(target, database);
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (first_error) return;
+        }
+        const std::size_t index = next.fetch_add(1);
+        if (index >= plan.tables.size()) return;
+        const PartInfo& part = *plan.tables[index];
+        LineStatementSink statements(session);
+        CountingSink counted(statements, progress);
+        InContext("cannot restore the rows of part " + part.name, [&] {
+          archive.ExtractPart(part, counted);
+          statements.Finish();
+        });
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!first_error) first_error = std::current_exception();
+    }
+  };
+  const std::size_t count =
+      std::min(plan.tables.size(), static_cast<std::size_t>(std::max(1, jobs)));
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < count; ++i) threads.emplace_back(worker);
+  for (std::thread& thread : threads) thread.join();
+  if (first_error) std::rethrow_exception(first_error);
+  {
+    MySqlSession session(target, database);
+    const std::string post = ExtractText(archive, *plan.post);
+    InContext("cannot restore views, routines, triggers and events",
+              [&] { RunScript(session, post); });
+  }
+}
+
+void CheckFingerprint(const Manifest& manifest, const DatabaseUrl& target,
+                      const std::string& database) {
+  MySqlSession session(target, database);
+  GuardMySql("start the check of the restored copy", [&] {
+    session.Exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    session.Exec("START TRANSACTION WITH CONSISTENT SNAPSHOT");
+  });
+  const Fingerprint restored = FingerprintMySql(session, database, true);
+  if (restored.Digest() == manifest.fingerprint.Digest()) return;
+  const std::vector<std::string> differences = DescribeDifferences(manifest.fingerprint, restored);
+  throw Error(Category::kIntegrity,
+              fmt::format("the restored copy of backup {} differs from what was backed up: {}",
+                          manifest.id,
+                          differences.empty() ? std::string("fingerprint digest")
+                                              : differences.front()),
+              "the backup cannot be trusted; use another one");
+}
+
+// Drops a database this restore created unless Release() was called.
+class CreatedDatabase {
+ public:
+  CreatedDatabase(MySqlSession& admin, std::string name) : admin_(admin), name_(std::move(name)) {}
+  ~CreatedDatabase() {
+    if (name_.empty()) return;
+    try {
+      admin_.Exec("DROP DATABASE IF EXISTS " + QuoteMySqlIdentifier(name_));
+    } catch (...) {
+      // Named in no message: the next restore uses another name, and the DBA sees it.
+    }
+  }
+  void Release() { name_.clear(); }
+
+ private:
+  MySqlSession& admin_;
+  std::string name_;
+};
+
+// Puts the verified copy in `temporary` in place of `target_db`, keeping the old contents
+// until the swapped-in database has passed its check.
+void SwapIn(MySqlSession& admin, const ArchiveReader& archive, const RestorePlan& plan,
+            const DatabaseUrl& target, const std::string& temporary) {
+  const std::string& target_db = target.database;
+  const std::string holding = "safemig_old_" + RandomSuffix();
+  const std::string shown = QuoteMySqlIdentifier(target_db);
+  StringSink old_objects;
+  InContext("cannot read the objects of " + shown, [&] {
+    WritePostObjects(admin, target_db, old_objects);
+    admin.Exec("CREATE DATABASE " + QuoteMySqlIdentifier(holding));
+  });
+  bool moved_old = false;
+  try {
+    InContext("cannot move the old tables of " + shown + " aside", [&] {
+      // Triggers cannot move with RENAME TABLE across databases; all are kept as SQL.
+      DropPostObjects(admin, target_db);
+      MoveTables(admin, target_db, holding);
+      moved_old = true;
+      DropPostObjects(admin, temporary);
+      MoveTables(admin, temporary, target_db);
+    });
+    {
+      MySqlSession session(target, target_db);
+      const std::string post = ExtractText(archive, *plan.post);
+      InContext("cannot restore views, routines, triggers and events",
+                [&] { RunScript(session, post); });
+    }
+    CheckFingerprint(archive.manifest(), target, target_db);
+  } catch (const Error& e) {
+    try {
+      DropPostObjects(admin, target_db);
+      for (const std::string& table : BaseTables(admin, target_db)) {
+        admin.Exec("DROP TABLE " + shown + "." + QuoteMySqlIdentifier(table));
+      }
+      if (moved_old) MoveTables(admin, holding, target_db);
+      MySqlSession session(target, target_db);
+      RunScript(session, old_objects.text);
+      admin.Exec("DROP DATABASE " + QuoteMySqlIdentifier(holding));
+    } catch (const std::exception& undo) {
+      throw Error(Category::kNeedsPerson,
+                  fmt::format("{}; putting the old contents of {} back failed too: {}", e.what(),
+                              shown, RedactSecrets(undo.what())),
+                  fmt::format("the old tables are in database {}; move them back with RENAME "
+                              "TABLE, or restore the safety backup",
+                              QuoteMySqlIdentifier(holding)));
+    }
+    throw Error(e.category(), e.what() + std::string(" (") + shown + " was left as it was)",
+                e.hint());
+  }
+  InContext("cannot drop the old contents of " + shown,
+            [&] { admin.Exec("DROP DATABASE " + QuoteMySqlIdentifier(holding)); });
+}
+
+}  // namespace
+
+Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs*/,
+                      const ArchiveReader::Progress& progress,
+                      const std::function<void(const std::string&)>& notifier) {
+  MySqlSession session(url);
+  const std::string& database = url.database;
+  std::vector<TableToCopy> tables;
+  DatabaseOptions options;
+  InContext("cannot back up the MySQL database", [&] {
+    session.Exec("SET SESSION time_zone = '+00:00'");
+    session.Exec("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'");
+    // The server must wait for us while a part is compressed.
+    session.Exec("SET SESSION net_write_timeout = 3600");
+    session.Exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    session.Exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY");
+    tables = ListTables(session, database);
+    std::vector<MySqlRow> db = session.Query(
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
+        "information_schema.SCHEMATA WHERE SCHEMA_NAME = " + QuoteMySqlLiteral(database));
+    if (!db.empty()) options = DatabaseOptions{Str(db[0][0]), Str(db[0][1])};
+  });
+  for (const TableToCopy& table : tables) {
+    if (notifier && table.engine != "InnoDB") {
+      notifier(fmt::format("table {} uses the {} engine, which has no transactions: writes to it "
+                           "during the backup may show in the copy",
+                           QuoteMySqlIdentifier(table.name), table.engine));
+    }
+  }
+  std::uint64_t estimate = 0;
+  for (const TableToCopy& table : tables) estimate += table.bytes;
+  SharedProgress shared(progress, estimate);
+
+  {
+    Sink& part = archive.BeginPart(kSchemaPart, kSchemaKind);
+    CountingSink counted(part, shared);
+    nlohmann::json header = {{"charset", options.charset}, {"collation", options.collation}};
+    counted.Write(kDatabaseHeader + header.dump() + "\n");
+    counted.Write(kPartSettings);
+    InContext("cannot back up the table definitions", [&] {
+      for (const TableToCopy& table : tables) {
+        std::vector<MySqlRow> create = session.Query(
+            "SHOW CREATE TABLE " + QuoteMySqlIdentifier(database) + "." +
+            QuoteMySqlIdentifier(table.name));
+        counted.Write(Str(create.at(0)[1]) + ";\n");
+      }
+    });
+    archive.EndPart();
+  }
+
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    Sink& part = archive.BeginPart(TablePartName(i), kTableKind);
+    CountingSink counted(part, shared);
+    const std::int64_t rows =
+        InContext("cannot back up the rows of " + QuoteMySqlIdentifier(tables[i].name),
+                  [&] { return CopyTableOut(session, database, tables[i], counted); });
+    archive.EndPart(rows);
+  }
+
+  {
+    Sink& part = archive.BeginPart(kPostPart, kPostKind);
+    CountingSink counted(part, shared);
+    InContext("cannot back up views, routines, triggers and events",
+              [&] { WritePostObjects(session, database, counted); });
+    archive.EndPart();
+  }
+
+  Fingerprint fingerprint = FingerprintMySql(session, database, true);
+  GuardMySql("finish the backup snapshot", [&] { session.Exec("COMMIT"); });
+  shared.Complete();
+  return fingerprint;
+}
+
+void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
+                  const RestoreOptions& options, int jobs,
+                  const ArchiveReader::Progress& progress) {
+  const Manifest& manifest = archive.manifest();
+  if (manifest.engine != EngineName(Engine::kMySql)) {
+    throw Error(Category::kUsage,
+                fmt::format("backup {} holds a {} database, not a MySQL one", manifest.id,
+                            manifest.engine),
+                "pass a target URL of the backup's engine");
+  }
+  if (target.database.empty() || target.database.size() > 64) {
+    throw Error(Category::kUsage,
+                fmt::format("'{}' is not a usable MySQL database name (1 to 64 characters)",
+                            target.database),
+                "pass a target URL with a shorter database name");
+  }
+  // Nothing is touched until every part has passed its checksum.
+  archive.CheckParts();
+  const RestorePlan plan = PlanRestore(manifest);
+  SharedProgress shared(progress, manifest.RawBytes());
+  const std::string schema = ExtractText(archive, *plan.schema);
+  const DatabaseOptions database_options = ParseDatabaseHeader(schema);
+
+  MySqlSession admin(target, std::string());
+  const std::string shown = QuoteMySqlIdentifier(target.database);
+  const bool exists = GuardMySql("read the list of databases",
+                                 [&] { return DatabaseExists(admin, target.database); });
+  const std::int64_t objects =
+      exists ? GuardMySql("read the catalog", [&] { return CountObjects(admin, target.database); })
+             : 0;
+  if (objects > 0 && !options.replace_existing) {
+    throw Error(Category::kUsage,
+                fmt::format("database {} already exists and is not empty ({} tables, views, "
+                            "routines or events); a restore never overwrites it unasked",
+                            shown, objects),
+                "restore into a new database, or replace this one with --in-place");
+  }
+
+  if (objects == 0) {
+    // Straight into the target: a new database is dropped again on failure; an existing
+    // empty one keeps what was restored so far, and the error says so.
+    if (!exists) {
+      InContext("cannot create database " + shown, [&] {
+        admin.Exec(CreateDatabaseSql(target.database, database_options));
+      });
+    }
+    CreatedDatabase created(admin, exists ? std::string() : target.database);
+    try {
+      LoadInto(archive, target, target.database, plan, schema, jobs, shared);
+      CheckFingerprint(manifest, target, target.database);
+    } catch (const Error& e) {
+      if (!exists) throw;
+      throw Error(e.category(),
+                  e.what() + fmt::format(" (database {} keeps what was restored so far)", shown),
+                  e.hint());
+    }
+    created.Release();
+    shared.Complete();
+    return;
+  }
+
+  const std::string temporary = "safemig_restore_" + RandomSuffix();
+  InContext("cannot create the database to restore " + shown + " into", [&] {
+    admin.Exec(CreateDatabaseSql(temporary, database_options));
+  });
+  CreatedDatabase created(admin, temporary);
+  LoadInto(archive, target, temporary, plan, schema, jobs, shared);
+  CheckFingerprint(manifest, target, temporary);
+  SwapIn(admin, archive, plan, target, temporary);
+  shared.Complete();
+}
+
+}  // namespace safemig
