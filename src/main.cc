@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   safemig::cli::SetupBackupCommands(app, options);
   safemig::cli::SetupRecoverCommand(app, options);
   try {
+  safemig::cli::SetupLintCommand(app, options, exit_code);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0: let CLI11 print them.

@@ -18,3 +18,5 @@ void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
 void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
 
 }  // namespace safemig::cli
+// `lint`.
+void SetupLintCommand(CLI::App& app, GlobalOptions& options, int& exit_code);

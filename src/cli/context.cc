@@ -30,7 +30,7 @@ void SetupGlobalOptions(CLI::App& app, GlobalOptions& options) {
                  "(default: one per core)")
       ->check(CLI::Range(0, 64));
   app.add_option("--format", options.format, "output format")
-      ->check(CLI::IsMember({"text", "json"}));
+      ->check(CLI::IsMember({"text", "json", "github"}));
   app.add_flag("-y,--yes", options.yes, "answer yes to confirmations (non-interactive)");
   app.add_flag("-q,--quiet", options.quiet, "print only errors");
   app.add_flag("-v,--verbose", options.verbose, "print more detail");
@@ -229,6 +229,26 @@ std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options)
   std::filesystem::path file = options.config_file.empty() ? "safemig.toml" : options.config_file;
   if (std::filesystem::exists(file)) return LoadConfig(file).migrations;
   return "migrations";
+}
+
+bool NamesADatabase(const GlobalOptions& options) {
+  const char* env_url = std::getenv("SAFEMIG_DATABASE_URL");
+  return !options.url.empty() || (env_url != nullptr && *env_url != '\0') ||
+         !options.config_file.empty() || std::filesystem::exists("safemig.toml");
+}
+
+Dialect ParseDialectName(const std::string& name) {
+  if (name == "postgres") return Dialect::kPostgres;
+  if (name == "mysql") return Dialect::kMySql;
+  return Dialect::kSqlite;
+}
+
+Dialect DialectOf(Engine engine) {
+  switch (engine) {
+    case Engine::kPostgres: return Dialect::kPostgres;
+    case Engine::kMySql: return Dialect::kMySql;
+    default: return Dialect::kSqlite;
+  }
 }
 
 std::string RunnerName() {

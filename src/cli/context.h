@@ -74,6 +74,14 @@ std::vector<Migration> LoadMigrations(const Resolved& resolved);
 // --dir, else the config file's `migrations`, else "migrations".
 std::filesystem::path MigrationsDirWithoutDatabase(const GlobalOptions& options);
 
+// True when the command line, the environment or a config file names a database.
+bool NamesADatabase(const GlobalOptions& options);
+
+// "postgres" | "mysql" | "sqlite" (as checked by the option) to a dialect.
+Dialect ParseDialectName(const std::string& name);
+// The SQL dialect an engine speaks.
+Dialect DialectOf(Engine engine);
+
 // "alice@host pid 123": how this run names itself to other runners and in history.
 std::string RunnerName();
 

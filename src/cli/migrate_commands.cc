@@ -217,19 +217,6 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
                            FormatDuration(result.took)));
 }
 
-Dialect ParseDialect(const std::string& name) {
-  if (name == "postgres") return Dialect::kPostgres;
-  if (name == "mysql") return Dialect::kMySql;
-  return Dialect::kSqlite;
-}
-
-// True when the command line, the environment or a config file names a database.
-bool NamesADatabase(const GlobalOptions& options) {
-  const char* env_url = std::getenv("SAFEMIG_DATABASE_URL");
-  return !options.url.empty() || (env_url != nullptr && *env_url != '\0') ||
-         !options.config_file.empty() || std::filesystem::exists("safemig.toml");
-}
-
 void RunValidate(const GlobalOptions& options, const std::string& dialect_name, int& exit_code) {
   Console console(options);
   std::vector<std::string> problems;
@@ -238,16 +225,14 @@ void RunValidate(const GlobalOptions& options, const std::string& dialect_name, 
   std::filesystem::path dir;
   bool database_checked = false;
   bool database_missing = false;
-  Dialect dialect = ParseDialect(dialect_name);
+  Dialect dialect = ParseDialectName(dialect_name);
   if (NamesADatabase(options)) {
     // Any failure here (unknown environment, bad URL, unreachable server) is the user's
     // real problem, not a reason to fall back to checking files alone.
     Resolved resolved = Resolve(ToSelection(options));
     DatabaseUrl url = ParseDatabaseUrl(resolved.environment.url);
     dir = resolved.migrations;
-    dialect = url.engine == Engine::kPostgres ? Dialect::kPostgres
-              : url.engine == Engine::kMySql  ? Dialect::kMySql
-                                              : Dialect::kSqlite;
+    dialect = DialectOf(url.engine);
     // A SQLite file that does not exist yet has no history: nothing can have drifted.
     database_missing = url.engine == Engine::kSqlite && url.path != ":memory:" &&
                        !std::filesystem::exists(url.path);

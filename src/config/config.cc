@@ -162,6 +162,8 @@ class Loader {
       } else if (name == "environments") {
         environments = &node;
       } else {
+      } else if (name == "lint") {
+        config.lint_ignore = LoadLintIgnores(node);
         CheckUnknownTopLevel(node, name);
       }
     }
@@ -269,6 +271,33 @@ class Loader {
       }
       return;
     }
+  // [lint] ignore = ["rule", ...]: rules silenced for every migration.
+  std::set<std::string> LoadLintIgnores(const toml::node& node) const {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      throw ConfigError(Where(node, "lint") + " must be a section",
+                        "write [lint] with ignore = [\"rule\", ...]");
+    }
+    std::set<std::string> rules;
+    for (auto&& [key, value] : *table) {
+      const std::string name(key.str());
+      const toml::array* array = value.as_array();
+      if (name != "ignore" || array == nullptr) {
+        throw ConfigError(Where(value, "lint." + name) + " is not a known lint setting",
+                          "[lint] takes ignore = [\"rule\", ...] (see `safemig lint --rules`)");
+      }
+      for (const toml::node& rule : *array) {
+        std::optional<std::string> id = rule.value<std::string>();
+        if (!id) {
+          throw ConfigError(Where(rule, "lint.ignore") + " must list rule names as strings",
+                            "write ignore = [\"rename\", \"drop-column\"]");
+        }
+        rules.insert(*id);
+      }
+    }
+    return rules;
+  }
+
     // A misspelt scalar would silently fall back to a default, so scalars are strict.
     for (std::string_view key : kEnvironmentKeys) {
       if (name == key) {

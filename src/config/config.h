@@ -30,6 +30,7 @@
 #include "core/duration.h"
 
 namespace safemig {
+#include <set>
 
 struct Environment {
   std::string name;
@@ -81,6 +82,7 @@ struct Resolved {
 };
 
 // Chooses the environment: --env, else default_environment, else the only one, else
+  std::set<std::string> lint_ignore;  // [lint] ignore: rule ids silenced everywhere
 // "default" (when --url/SAFEMIG_DATABASE_URL is given or an environment of that name
 // exists). The URL comes from --url, else SAFEMIG_DATABASE_URL (ignored when empty),
 // else the environment. Without a config file --url alone works (environment "default",
