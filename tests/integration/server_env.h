@@ -1,6 +1,7 @@
-// Access to the real servers scripts/test starts (scripts/servers). Each test gets a
-// fresh database of its own, dropped afterwards. Without the server's URL the test is
-// skipped locally, and fails under CI=true: a missing server must never pass silently.
+// Access to the real servers scripts/test starts (scripts/servers): PostgreSQL and
+// MariaDB. Each test gets a fresh database of its own, dropped afterwards. Without the
+// server's URL the test is skipped locally, and fails under CI=true: a missing server must
+// never pass silently.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "config/url.h"
+#include "drivers/mysql/mysql_session.h"
 #include "drivers/postgres/pg_connection.h"
 
 namespace safemig::testing {
@@ -65,6 +67,63 @@ class ScratchPostgresDatabase {
   void Exec(const std::string& sql) const {
     PgConn conn = ConnectLibpq(url_);
     ExecLibpq(conn.get(), sql);
+  }
+
+ private:
+  DatabaseUrl server_;
+  DatabaseUrl url_;
+  std::string name_;
+};
+
+// The admin URL of the test MariaDB/MySQL server, or nullopt.
+inline std::optional<DatabaseUrl> MySqlServer() {
+  const char* url = std::getenv("SAFEMIG_TEST_MYSQL_URL");
+  if (url == nullptr || *url == '\0') return std::nullopt;
+  return ParseDatabaseUrl(url);
+}
+
+#define SAFEMIG_REQUIRE_MYSQL(url_var)                                                      \
+  auto url_var##_optional = ::safemig::testing::MySqlServer();                              \
+  if (!url_var##_optional) {                                                                \
+    if (::safemig::testing::UnderCi()) {                                                    \
+      FAIL() << "SAFEMIG_TEST_MYSQL_URL is not set; scripts/test starts the server";        \
+    }                                                                                       \
+    GTEST_SKIP() << "SAFEMIG_TEST_MYSQL_URL is not set (run scripts/test)";                 \
+  }                                                                                         \
+  const ::safemig::DatabaseUrl url_var = *url_var##_optional
+
+// A MySQL database created for one test and dropped at the end.
+class ScratchMySqlDatabase {
+ public:
+  explicit ScratchMySqlDatabase(const DatabaseUrl& server) : server_(server) {
+    std::random_device random;
+    name_ = "safemig_it_" + std::to_string(random()) + std::to_string(random());
+    MySqlSession admin(server_, std::string());
+    admin.Exec("CREATE DATABASE " + name_ + " CHARACTER SET utf8mb4");
+    url_ = server_;
+    url_.database = name_;
+  }
+  ~ScratchMySqlDatabase() {
+    try {
+      MySqlSession admin(server_, std::string());
+      admin.Exec("DROP DATABASE IF EXISTS " + name_);
+    } catch (...) {
+    }
+  }
+  ScratchMySqlDatabase(const ScratchMySqlDatabase&) = delete;
+  ScratchMySqlDatabase& operator=(const ScratchMySqlDatabase&) = delete;
+
+  const DatabaseUrl& url() const { return url_; }
+  const std::string& name() const { return name_; }
+
+  // Runs one statement in this database.
+  void Exec(const std::string& sql) const {
+    MySqlSession session(url_);
+    session.Exec(sql);
+  }
+  std::vector<MySqlRow> Query(const std::string& sql) const {
+    MySqlSession session(url_);
+    return session.Query(sql);
   }
 
  private:
