@@ -2,7 +2,7 @@
 -- Nullable on purpose: the application fills it on every write from this release on.
 ALTER TABLE customers ADD COLUMN email_normalized VARCHAR(255) NULL;
 
-UPDATE customers SET email_normalized = LOWER(TRIM(email));
+UPDATE customers SET email_normalized = LOWER(TRIM(email)) WHERE email_normalized IS NULL;
 
 -- Not UNIQUE: existing emails that differ only by case would make this migration fail.
 -- InnoDB builds the index online (ALGORITHM=INPLACE, LOCK=NONE): writes go on meanwhile.

@@ -3,7 +3,7 @@
 -- application fills it on every write from this release on.
 ALTER TABLE customers ADD COLUMN email_normalized TEXT;
 
-UPDATE customers SET email_normalized = lower(trim(email));
+UPDATE customers SET email_normalized = lower(trim(email)) WHERE email_normalized IS NULL;
 
 -- Not UNIQUE: existing emails that differ only by case would make this migration fail.
 -- Duplicates are reported and merged first; a later migration can tighten it.

@@ -31,6 +31,15 @@ const std::vector<RuleInfo> kRules = {
      "ADD COLUMN ... NOT NULL without DEFAULT fails on a table that has rows"},
     {"add-column-volatile-default", kPg, Severity::kWarning,
      "ADD COLUMN with a volatile DEFAULT rewrites the whole table under an exclusive lock"},
+    {"add-column-stored-generated", kPg, Severity::kWarning,
+     "ADD COLUMN ... GENERATED ALWAYS AS (...) STORED rewrites the whole table under an "
+     "exclusive lock"},
+    {"drop-not-null", kPg, Severity::kWarning,
+     "DROP NOT NULL lets NULLs in that the application version still running may not expect"},
+    {"domain-check-constraint", kPg, Severity::kWarning,
+     "a CHECK on a domain is validated against every column using it, under lock"},
+    {"reindex-locks", kPg, Severity::kWarning,
+     "REINDEX without CONCURRENTLY blocks writes (and reads using the index) until done"},
     {"alter-column-type", kPg, Severity::kError,
      "ALTER COLUMN ... TYPE rewrites the table (and its indexes) under an exclusive lock"},
     {"set-not-null", kPg, Severity::kWarning,
@@ -351,6 +360,26 @@ class MigrationLinter {
          "use plain VACUUM, or pg_repack, outside the deploy");
       return;
     }
+    if (first.Is("REINDEX") && Pg() && !Contains(t, 1, std::min<size_t>(t.size(), 5), "CONCURRENTLY")) {
+      At(first, "reindex-locks",
+         "REINDEX blocks writes to the table, and reads that use the index, until it is done",
+         "REINDEX ... CONCURRENTLY (PostgreSQL 12+), in a migration marked "
+         "-- safemig:no-transaction");
+      return;
+    }
+    if (first.Is("REINDEX") && Pg()) {
+      CheckConcurrentlyOutsideTransaction(first);
+      return;
+    }
+    if (Pg() && t.size() > 2 && first.Is("ALTER") && t[1].Is("DOMAIN") &&
+        ContainsSequence(t, 2, t.size(), {"ADD"}) && Contains(t, 2, t.size(), "CHECK") &&
+        !ContainsSequence(t, 2, t.size(), {"NOT", "VALID"})) {
+      At(first, "domain-check-constraint",
+         "the new domain CHECK is validated against every column that uses the domain, under "
+         "lock",
+         "add it NOT VALID, then ALTER DOMAIN ... VALIDATE CONSTRAINT in a later migration");
+      return;
+    }
     if (first.Is("CLUSTER") && Pg()) {
       At(first, "vacuum-full-or-cluster",
          "CLUSTER rewrites the table and blocks reads and writes until it is done",
@@ -377,6 +406,16 @@ class MigrationLinter {
                first.Is("RENAME") || first.Is("TRUNCATE");
     bool dml = first.Is("INSERT") || first.Is("UPDATE") || first.Is("DELETE") ||
                first.Is("REPLACE");
+    if (dml) {
+      // Filling a table this migration created is part of creating it: a restore undoes both.
+      size_t i = 1;
+      SkipWords(t, i, {"LOW_PRIORITY"});
+      SkipWords(t, i, {"IGNORE"});
+      SkipWords(t, i, {"INTO"});
+      SkipWords(t, i, {"FROM"});
+      std::optional<std::string> table = ReadName(t, i);
+      if (table && !Existing(*table)) dml = false;
+    }
     if ((ddl && saw_dml_) || (dml && saw_ddl_)) {
       mixed_reported_ = true;
       At(first, "ddl-mixed-with-dml",
@@ -406,6 +445,13 @@ class MigrationLinter {
       created_objects_.emplace_back(*table, "");
       if (i < t.size() && t[i].IsPunct('(')) CheckColumnDefinitions(t, i, *table);
       return;
+    }
+    if (Pg() && i < t.size() && t[i].Is("DOMAIN") && Contains(t, i, t.size(), "CHECK")) {
+      At(t[0], "domain-check-constraint",
+         "a CHECK on a domain is re-validated against every column using the domain whenever "
+         "it changes, under lock",
+         "put the CHECK on the table columns instead (ADD CONSTRAINT ... NOT VALID, then "
+         "VALIDATE)");
     }
     for (std::string_view kind : {"VIEW", "SEQUENCE", "TYPE", "FUNCTION", "PROCEDURE",
                                   "TRIGGER", "MATERIALIZED", "DOMAIN"}) {
@@ -533,7 +579,7 @@ class MigrationLinter {
       return;
     }
     if (t[i].Is("CONSTRAINT") || t[i].Is("PRIMARY") || t[i].Is("UNIQUE") ||
-        t[i].Is("FOREIGN") || t[i].Is("CHECK")) {
+        t[i].Is("FOREIGN") || t[i].Is("CHECK") || t[i].Is("EXCLUDE")) {
       return CheckAddConstraint(t, i, to, table, existing);
     }
     if (t[i].Is("INDEX") || t[i].Is("KEY") || t[i].Is("FULLTEXT") || t[i].Is("SPATIAL")) return;
@@ -561,6 +607,25 @@ class MigrationLinter {
          "add it with a DEFAULT, or nullable, backfill, then set NOT NULL");
     }
     if (!existing || !Pg()) return;
+    for (size_t k = i + 1; k < to; ++k) {
+      if (t[k].Is("SERIAL") || t[k].Is("BIGSERIAL") || t[k].Is("SMALLSERIAL")) {
+        At(t[k], "add-column-volatile-default",
+           fmt::format("{} fills {}.{} from a sequence (a volatile default), which rewrites "
+                       "every row under an exclusive lock",
+                       Lower(t[k].text), table, column),
+           "add a nullable bigint column, attach an identity or sequence default after, and "
+           "backfill in batches");
+        break;
+      }
+    }
+    if (ContainsSequence(t, i, to, {"GENERATED", "ALWAYS", "AS"}) && Contains(t, i, to, "STORED")) {
+      At(t[i], "add-column-stored-generated",
+         fmt::format("the stored generated column {}.{} is computed for every row while the "
+                     "table is locked",
+                     table, column),
+         "add a plain nullable column, backfill it in batches and keep it current with a "
+         "trigger, or compute it in a view");
+    }
     for (size_t k = default_at + 1; has_default && k < to; ++k) {
       if (IsVolatileCall(t, k)) {
         At(t[k], "add-column-volatile-default",
@@ -600,6 +665,14 @@ class MigrationLinter {
          "ADD CONSTRAINT ... NOT VALID now, then ALTER TABLE ... VALIDATE CONSTRAINT in a later "
          "migration (it takes a weaker lock)");
     }
+    if (Contains(t, i, to, "EXCLUDE")) {
+      At(t[i], "unique-constraint-locks",
+         fmt::format("adding the exclusion constraint builds its index on {} while writes wait",
+                     table),
+         "add it while the table is small or in a maintenance window; there is no "
+         "concurrent form");
+      return;
+    }
     if ((Contains(t, i, to, "UNIQUE") || ContainsSequence(t, i, to, {"PRIMARY", "KEY"})) &&
         !ContainsSequence(t, i, to, {"USING", "INDEX"})) {
       At(t[i], "unique-constraint-locks",
@@ -622,6 +695,13 @@ class MigrationLinter {
                      table, column),
          "add a new column, backfill it in batches, switch the code over, then drop the old "
          "one");
+    }
+    if (ContainsSequence(t, i + 1, to, {"DROP", "NOT", "NULL"})) {
+      At(t[i], "drop-not-null",
+         fmt::format("{}.{} may hold NULL from now on; the application version still running "
+                     "may not handle it",
+                     table, column),
+         "ship code that handles NULL first, then drop the constraint in a later release");
     }
     if (ContainsSequence(t, i + 1, to, {"SET", "NOT", "NULL"})) {
       At(t[i], "set-not-null",
@@ -780,13 +860,15 @@ class MigrationLinter {
   }
 
   void CheckWhere(const Tokens& t) {
+    const bool del = t[0].Is("DELETE");
     size_t i = 1;
     SkipWords(t, i, {"FROM"});
     SkipWords(t, i, {"ONLY"});
     std::optional<std::string> table = ReadName(t, i);
     if (FindWord(t, "WHERE") < t.size()) return;
+    // MySQL's multi-table UPDATE ... JOIN ... ON limits the rows by its join condition.
+    if (!del && FindWord(t, "JOIN") < FindWord(t, "SET")) return;
     if (table && !Existing(*table)) return;
-    const bool del = t[0].Is("DELETE");
     At(t[0], del ? "delete-without-where" : "update-without-where",
        fmt::format("{} without WHERE {} every row of {}", t[0].text,
                    del ? "deletes" : "changes", table.value_or("the table")),

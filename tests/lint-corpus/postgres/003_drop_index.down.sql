@@ -1,0 +1,1 @@
+CREATE INDEX orders_legacy_idx ON orders (legacy_ref);

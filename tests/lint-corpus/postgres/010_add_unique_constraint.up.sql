@@ -1,0 +1,1 @@
+ALTER TABLE customers ADD CONSTRAINT customers_email_key UNIQUE (email);

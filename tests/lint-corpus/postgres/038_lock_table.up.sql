@@ -1,0 +1,2 @@
+LOCK TABLE orders IN ACCESS EXCLUSIVE MODE;
+UPDATE orders SET status = 'new' WHERE status IS NULL;
