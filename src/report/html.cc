@@ -247,7 +247,7 @@ std::string ReleaseSection(const Facts& facts) {
                    " \u2192 " + (facts.to_version.empty() ? "(unknown)" : Code(facts.to_version)));
   }
   if (!facts.pending.empty()) {
-    AddFactRow(rows, "Pending migrations", fmt::format("{}", facts.pending.size()));
+    AddFactRow(rows, "Migrations in the plan", fmt::format("{}", facts.pending.size()));
   }
   if (!facts.plan_hash.empty()) AddFactRow(rows, "Plan", Code(facts.plan_hash));
   if (facts.backup) {

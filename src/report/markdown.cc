@@ -61,9 +61,10 @@ std::string Text(std::string_view text) {
   return escaped;
 }
 
-// An identifier (version, URL, rule) as a code span: nothing inside is interpreted except
-// that a table cell still needs its pipes escaped, and a line break becomes a space.
-std::string Code(std::string_view text, bool in_table = true) {
+// An identifier (version, URL, rule) as a table cell's code span: nothing inside is
+// interpreted, except that the table still needs its pipes escaped; a line break becomes a
+// space.
+std::string Code(std::string_view text) {
   if (text.empty()) return {};
   std::string body;
   std::size_t run = 0;
@@ -77,7 +78,7 @@ std::string Code(std::string_view text, bool in_table = true) {
     if (c == '\r') continue;
     if (c == '\n') {
       body += ' ';
-    } else if (c == '|' && in_table) {
+    } else if (c == '|') {
       body += "\\|";
     } else {
       body += c;
@@ -157,7 +158,8 @@ void ReleasePart(std::string& markdown, const Facts& facts) {
                          " \u2192 " +
                          (facts.to_version.empty() ? "(unknown)" : Code(facts.to_version))});
   }
-  if (!facts.pending.empty()) rows.push_back({"Pending", fmt::format("{}", facts.pending.size())});
+  if (!facts.pending.empty())
+    rows.push_back({"Migrations in the plan", fmt::format("{}", facts.pending.size())});
   if (!facts.plan_hash.empty()) rows.push_back({"Plan", Code(facts.plan_hash.substr(0, 16))});
   if (facts.backup) {
     std::string value = facts.backup->id.empty() ? "(no id)" : Code(facts.backup->id);

@@ -59,9 +59,9 @@ def chromium_command(chromium, profile, *arguments):
 
 def run(command, what):
     try:
-        result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+        result = subprocess.run(command, capture_output=True, timeout=60, check=False)
     except subprocess.TimeoutExpired:
-        fail(f"{what} took longer than 30 s: {' '.join(command)}")
+        fail(f"{what} took longer than 60 s: {' '.join(command)}")
     if result.returncode != 0:
         fail(f"{what} exited {result.returncode}: {result.stderr.decode(errors='replace')[-2000:]}")
     return result

@@ -291,6 +291,34 @@ TEST(HtmlReport, RehearsalMarkedMissingIsNoRehearsal) {
   EXPECT_NE(VisibleText(RenderHtmlReport(document)).find("No rehearsal yet."), std::string::npos);
 }
 
+TEST(HtmlReport, StaleRehearsalAsksForANewOne) {
+  json document = PlanWithoutRehearsal();
+  document["rehearsal"] = {{"status", "stale"}, {"at", "2026-11-20T10:00:00Z"}};
+  EXPECT_NE(VisibleText(RenderHtmlReport(document))
+                .find("The last rehearsal at 2026-11-20T10:00:00Z is stale: it was not of this "
+                      "plan on this starting schema, so rehearse again."),
+            std::string::npos);
+}
+
+TEST(HtmlReport, UpWithoutVerdictShowsWhatItApplied) {
+  // The `up` document of a safemig from before the deploy pipeline.
+  json document = {
+      {"command", "up"},
+      {"ok", true},
+      {"environment", "default"},
+      {"database", "sqlite:shop.db"},
+      {"from_version", ""},
+      {"to_version", "20260127110000"},
+      {"took_ms", 15},
+      {"migrations",
+       {{{"version", "20260105090000"}, {"name", "create_customers"}, {"took_ms", 1}}}}};
+  std::string text = VisibleText(RenderHtmlReport(document));
+  EXPECT_NE(text.find("NO VERDICT safemig up did not give a go/no-go verdict."), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Versions (empty database) \u2192 20260127110000"), std::string::npos);
+  EXPECT_NE(text.find("20260105090000_create_customers applied 1 ms"), std::string::npos);
+}
+
 TEST(HtmlReport, HostileStringsShowAsText) {
   json document = NoGoRehearsal();
   document["environment"] = "\"><img src=x onerror=alert(1)>";
