@@ -55,10 +55,11 @@ int main(int argc, char** argv) {
   safemig::cli::SetupGlobalOptions(app, options);
   safemig::cli::SetupProjectCommands(app, options, exit_code);
   safemig::cli::SetupMigrateCommands(app, options, exit_code);
+  safemig::cli::SetupDeployCommands(app, options, exit_code);
   safemig::cli::SetupBackupCommands(app, options);
   safemig::cli::SetupRecoverCommand(app, options);
-  try {
   safemig::cli::SetupLintCommand(app, options, exit_code);
+  try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0: let CLI11 print them.

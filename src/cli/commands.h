@@ -14,9 +14,25 @@ void SetupProjectCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
 void SetupBackupCommands(CLI::App& app, GlobalOptions& options);
 // `status`, `up`, `down`, `validate`, `history`.
 void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
+// `deploy`, `rehearse`, `plan`.
+void SetupDeployCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
+
+// The options of the deploy pipeline, shared by `deploy` and `up`.
+struct DeployFlags {
+  std::string to;
+  int steps = 0;
+  bool skip_backup = false;
+  std::string outside_window;  // --outside-window REASON
+  std::string from_backup;     // rehearse --from-backup ID
+  bool keep = false;           // rehearse --keep
+};
+void AddDeployOptions(CLI::App& command, DeployFlags& flags);
+// Runs the pipeline as `command` ("deploy" or "up"); a no-go sets exit_code to 5.
+void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std::string& command,
+               int& exit_code);
 // `recover`.
 void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
-
-}  // namespace safemig::cli
 // `lint`.
 void SetupLintCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
+
+}  // namespace safemig::cli

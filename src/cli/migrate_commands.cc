@@ -364,12 +364,13 @@ void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
   app.add_subcommand("status", "show applied, pending and drifted migrations")
       ->callback([&options] { RunStatus(options); });
 
-  auto up_options = std::make_shared<StepOptions>();
-  auto* up = app.add_subcommand("up", "apply pending migrations (each in its own transaction)");
-  AddStepOptions(*up, *up_options, "apply up to and including this version");
-  up->add_flag("--skip-backup", up_options->skip_backup,
-               "do not back up first (refused in protected environments)");
-  up->callback([&options, up_options] { RunMigrate(options, *up_options, Direction::kUp); });
+  // `up` is the deploy pipeline under its familiar name: backup, rehearsal, gates, apply.
+  auto up_flags = std::make_shared<DeployFlags>();
+  auto* up = app.add_subcommand(
+      "up", "apply pending migrations through the deploy pipeline (backup, rehearsal, gates)");
+  AddDeployOptions(*up, *up_flags);
+  up->callback(
+      [&options, up_flags, &exit_code] { RunDeploy(options, *up_flags, "up", exit_code); });
 
   auto down_options = std::make_shared<StepOptions>();
   auto* down = app.add_subcommand(

@@ -24,8 +24,9 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 // Keys of an environment table that people also try at the top level.
-constexpr std::array<std::string_view, 5> kEnvironmentKeys = {"url", "backups", "protected",
-                                                              "lock_timeout", "statement_timeout"};
+constexpr std::array<std::string_view, 10> kEnvironmentKeys = {
+    "url",    "backups",      "protected",    "lock_timeout",  "statement_timeout",
+    "window", "promote_from", "max_duration", "rehearsal_url", "rehearsal_max_age"};
 
 Error ConfigError(std::string message, std::string hint = {}) {
   return {Category::kConfig, std::move(message), std::move(hint)};
@@ -161,9 +162,9 @@ class Loader {
         default_environment = &node;
       } else if (name == "environments") {
         environments = &node;
-      } else {
       } else if (name == "lint") {
         config.lint_ignore = LoadLintIgnores(node);
+      } else {
         CheckUnknownTopLevel(node, name);
       }
     }
@@ -176,6 +177,16 @@ class Loader {
       for (auto&& [key, node] : *table) {
         std::string name(key.str());
         config.environments.emplace(name, LoadEnvironment(name, node));
+      }
+    }
+    for (const auto& [name, env] : config.environments) {
+      if (!env.promote_from) continue;
+      if (*env.promote_from == name || config.environments.count(*env.promote_from) == 0) {
+        throw ConfigError(label_ + ": environments." + name + ".promote_from names \"" +
+                              *env.promote_from + "\", which is not another environment (" +
+                              JoinKeys(config.environments) + ")",
+                          "name the environment whose database must already hold the "
+                          "migrations, e.g. promote_from = \"staging\"");
       }
     }
     if (default_environment != nullptr &&
@@ -260,17 +271,6 @@ class Loader {
     return value;
   }
 
-  void CheckUnknownTopLevel(const toml::node& node, const std::string& name) const {
-    // Sections are left alone so that a file written for a later version ([lint],
-    // [backup], [[hooks]]) still loads; a misspelt [environments] would silently drop
-    // every environment, so near misses are caught.
-    if (node.is_table() || node.is_array_of_tables()) {
-      if (name.rfind("env", 0) == 0 || EditDistance(name, "environments") <= 3) {
-        throw ConfigError(Where(node, "[" + name + "]") + " is not a known section",
-                          "environments are written [environments.NAME]");
-      }
-      return;
-    }
   // [lint] ignore = ["rule", ...]: rules silenced for every migration.
   std::set<std::string> LoadLintIgnores(const toml::node& node) const {
     const toml::table* table = node.as_table();
@@ -298,6 +298,17 @@ class Loader {
     return rules;
   }
 
+  void CheckUnknownTopLevel(const toml::node& node, const std::string& name) const {
+    // Sections are left alone so that a file written for a later version ([lint],
+    // [backup], [[hooks]]) still loads; a misspelt [environments] would silently drop
+    // every environment, so near misses are caught.
+    if (node.is_table() || node.is_array_of_tables()) {
+      if (name.rfind("env", 0) == 0 || EditDistance(name, "environments") <= 3) {
+        throw ConfigError(Where(node, "[" + name + "]") + " is not a known section",
+                          "environments are written [environments.NAME]");
+      }
+      return;
+    }
     // A misspelt scalar would silently fall back to a default, so scalars are strict.
     for (std::string_view key : kEnvironmentKeys) {
       if (name == key) {
@@ -406,6 +417,19 @@ class Loader {
         if (auto timeout = Duration(node, path, expanded)) env.lock_timeout = *timeout;
       } else if (key == "statement_timeout") {
         if (auto timeout = Duration(node, path, expanded)) env.statement_timeout = *timeout;
+      } else if (key == "max_duration") {
+        if (auto limit = Duration(node, path, expanded)) env.max_duration = *limit;
+      } else if (key == "rehearsal_max_age") {
+        if (auto age = Duration(node, path, expanded)) env.rehearsal_max_age = *age;
+      } else if (key == "window") {
+        RequireString(node, path);
+        if (expanded) env.window = ParseDeployWindow(*expanded, Where(node, path));
+      } else if (key == "promote_from") {
+        RequireString(node, path);
+        if (expanded) env.promote_from = NonEmpty(node, path, *expanded);
+      } else if (key == "rehearsal_url") {
+        RequireString(node, path);
+        if (expanded) env.rehearsal_url = NonEmpty(node, path, *expanded);
       }
       env.raw[key] = RawText(node, expanded, path, name, key);
     }
@@ -430,7 +454,100 @@ Error NoUrlError() {
           "for example: --url postgres://user@localhost/app"};
 }
 
+constexpr std::array<std::string_view, 7> kDayNames = {"Mon", "Tue", "Wed", "Thu",
+                                                       "Fri", "Sat", "Sun"};
+
+std::optional<int> DayIndex(std::string_view name) {
+  for (size_t i = 0; i < kDayNames.size(); ++i) {
+    if (kDayNames[i] == name) return static_cast<int>(i);
+  }
+  return std::nullopt;
+}
+
+// "HH:MM" -> minutes after midnight; nullopt unless exactly two digits, ':', two digits.
+std::optional<int> ParseClock(std::string_view text) {
+  if (text.size() != 5 || text[2] != ':' || !IsDigit(text[0]) || !IsDigit(text[1]) ||
+      !IsDigit(text[3]) || !IsDigit(text[4])) {
+    return std::nullopt;
+  }
+  int hours = (text[0] - '0') * 10 + (text[1] - '0');
+  int minutes = (text[3] - '0') * 10 + (text[4] - '0');
+  // 24:00 is accepted as the end of a day ("22:00-24:00").
+  if (minutes > 59 || hours > 24 || (hours == 24 && minutes != 0)) return std::nullopt;
+  return hours * 60 + minutes;
+}
+
+std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
 }  // namespace
+
+DeployWindow ParseDeployWindow(std::string_view text, std::string_view where) {
+  auto bad = [&](const std::string& why) {
+    return ConfigError(std::string(where) + ": \"" + std::string(text) + "\" is not a window: " +
+                           why,
+                       "write days, a time span and UTC, e.g. window = \"Mon-Fri 02:00-05:00 "
+                       "UTC\"");
+  };
+  std::vector<std::string_view> words = SplitOn(text, ' ');
+  if (words.size() != 3) throw bad("expected three parts separated by single spaces");
+  DeployWindow window;
+  window.text = std::string(text);
+  for (std::string_view item : SplitOn(words[0], ',')) {
+    std::vector<std::string_view> range = SplitOn(item, '-');
+    if (range.size() > 2) throw bad("\"" + std::string(item) + "\" is not a day or a day range");
+    std::optional<int> first = DayIndex(range.front());
+    std::optional<int> last = DayIndex(range.back());
+    if (!first || !last) {
+      throw bad("\"" + std::string(item) + "\" is not a day (Mon, Tue, Wed, Thu, Fri, Sat, Sun)");
+    }
+    if (*last < *first) throw bad("day range " + std::string(item) + " runs backwards");
+    for (int day = *first; day <= *last; ++day) {
+      if ((window.days & (1u << day)) != 0) {
+        throw bad(std::string(kDayNames[static_cast<size_t>(day)]) + " is named twice");
+      }
+      window.days |= 1u << day;
+    }
+  }
+  std::vector<std::string_view> span = SplitOn(words[1], '-');
+  std::optional<int> start = span.size() == 2 ? ParseClock(span[0]) : std::nullopt;
+  std::optional<int> end = span.size() == 2 ? ParseClock(span[1]) : std::nullopt;
+  if (!start || !end || *start == 24 * 60) {
+    throw bad("\"" + std::string(words[1]) + "\" is not a time span HH:MM-HH:MM");
+  }
+  if (*start == *end) throw bad("the time span is empty");
+  if (words[2] != "UTC") {
+    throw bad("only UTC times are supported, so a daylight-saving change cannot move the window");
+  }
+  window.start_minute = *start;
+  window.end_minute = *end;
+  return window;
+}
+
+bool DeployWindow::Contains(std::chrono::system_clock::time_point when) const {
+  using std::chrono::duration_cast;
+  using std::chrono::minutes;
+  const std::int64_t total = duration_cast<minutes>(when.time_since_epoch()).count();
+  const std::int64_t day_number = total >= 0 ? total / 1440 : (total - 1439) / 1440;
+  const int minute = static_cast<int>(total - day_number * 1440);
+  // 1970-01-01 was a Thursday (index 3 with Monday = 0).
+  const int weekday = static_cast<int>(((day_number % 7) + 7 + 3) % 7);
+  auto open_on = [&](int day) { return (days & (1u << ((day + 7) % 7))) != 0; };
+  if (start_minute < end_minute) {
+    return open_on(weekday) && minute >= start_minute && minute < end_minute;
+  }
+  // Crosses midnight: the evening part belongs to today, the morning part to yesterday.
+  return (open_on(weekday) && minute >= start_minute) ||
+         (open_on(weekday - 1) && minute < end_minute);
+}
 
 std::string ExpandEnvironment(std::string_view text, std::string_view where) {
   std::string unset;

@@ -7,6 +7,11 @@
 //   backups = "/var/backups/safemig/staging"   # default .safemig/backups/<env>
 //   protected = false
 //   lock_timeout = "10s"
+//   window = "Mon-Fri 02:00-05:00 UTC"          # deploys only inside it
+//   promote_from = "staging"                    # same migrations applied there first
+//   max_duration = "15m"                        # apply deadline: past it, roll back
+//   rehearsal_url = "postgres://ci@db-scratch/postgres"   # server for the staging copy
+//   rehearsal_max_age = "24h"                   # how long a passing rehearsal counts
 //
 // ${VAR} is expanded from the process environment in every string value (an unset
 // variable is an error; a set but empty one expands to ""; "$${" is a literal "${";
@@ -25,12 +30,31 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "core/duration.h"
 
 namespace safemig {
-#include <set>
+
+// When deploys may run: days of the week and a time span in UTC, as written in
+// `window = "Mon-Fri 02:00-05:00 UTC"`. A span whose end is before its start crosses
+// midnight and belongs to the day it starts on ("Sat 22:00-02:00 UTC" is Saturday night).
+struct DeployWindow {
+  std::string text;       // as written, for messages
+  unsigned days = 0;      // bit 0 = Monday ... bit 6 = Sunday
+  int start_minute = 0;   // minutes after 00:00 UTC
+  int end_minute = 0;     // exclusive
+
+  bool Contains(std::chrono::system_clock::time_point when) const;
+};
+
+// Parses "Mon-Fri 02:00-05:00 UTC", "Sat,Sun 00:00-06:00 UTC", "Mon-Sun 22:00-02:00 UTC".
+// Days are Mon..Sun, single or ranges, separated by commas; times are HH:MM; the zone must
+// be UTC. Throws Error(kConfig) naming `where` on anything else: a window that silently
+// parsed as something else would let a deploy through at the wrong hour.
+DeployWindow ParseDeployWindow(std::string_view text, std::string_view where);
 
 struct Environment {
   std::string name;
@@ -40,6 +64,12 @@ struct Environment {
   std::optional<std::string> migrations;  // per-environment override of the directory
   std::chrono::milliseconds lock_timeout{std::chrono::seconds(10)};
   std::optional<std::chrono::milliseconds> statement_timeout;
+  // Deploy policies (docs/deploy.md).
+  std::optional<DeployWindow> window;
+  std::optional<std::string> promote_from;  // an environment defined in the same file
+  std::optional<std::chrono::milliseconds> max_duration;
+  std::optional<std::string> rehearsal_url;  // after expansion; may hold a password
+  std::chrono::milliseconds rehearsal_max_age{std::chrono::hours(24)};
   // Every key of the [environments.NAME] table, after expansion, for the policies of
   // later features (window, promote_from, ...). Unknown keys are kept, not rejected.
   // Strings are stored as their (expanded) text, booleans as "true"/"false", anything
@@ -52,6 +82,7 @@ struct Config {
   std::filesystem::path migrations = "migrations";
   std::optional<std::string> default_environment;
   std::map<std::string, Environment> environments;
+  std::set<std::string> lint_ignore;  // [lint] ignore: rule ids silenced everywhere
 };
 
 // Expands ${VAR} from the process environment. Throws Error(kConfig) naming the variable
@@ -82,7 +113,6 @@ struct Resolved {
 };
 
 // Chooses the environment: --env, else default_environment, else the only one, else
-  std::set<std::string> lint_ignore;  // [lint] ignore: rule ids silenced everywhere
 // "default" (when --url/SAFEMIG_DATABASE_URL is given or an environment of that name
 // exists). The URL comes from --url, else SAFEMIG_DATABASE_URL (ignored when empty),
 // else the environment. Without a config file --url alone works (environment "default",

@@ -40,6 +40,14 @@ bool IsKnownVersion(const StatusReport& status, const std::string& version) {
   return false;
 }
 
+void ThrowIfPastDeadline(const RunOptions& options, const std::string& when) {
+  if (options.deadline && Clock::now() >= *options.deadline) {
+    throw Error(Category::kMigrationFailed,
+                fmt::format("the deadline (max_duration) passed {}", when),
+                "raise max_duration, or deploy fewer migrations at once");
+  }
+}
+
 void CheckSteps(const std::optional<int>& steps) {
   if (steps && *steps < 1) {
     throw Error(Category::kUsage, fmt::format("--steps must be 1 or more, got {}", *steps));
@@ -142,6 +150,20 @@ Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,
   return plan;
 }
 
+PlannedStep DownStepFor(const PlannedStep& up) {
+  PlannedStep down;
+  down.direction = Direction::kDown;
+  down.version = up.version;
+  down.name = up.name;
+  down.source = up.down_source.empty() ? up.source : up.down_source;
+  down.first_line = up.down_first_line;
+  down.sql = up.down_sql;
+  down.in_transaction = up.in_transaction;
+  down.irreversible = up.irreversible;
+  down.row = up.row;
+  return down;
+}
+
 std::vector<Statement> Migrator::SplitSection(const std::string& sql, const std::string& source,
                                               int first_line) const {
   try {
@@ -177,15 +199,7 @@ std::optional<std::string> Migrator::RevertApplied(
     const std::vector<const PlannedStep*>& applied) {
   for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
     const PlannedStep& up = **it;
-    PlannedStep down;
-    down.direction = Direction::kDown;
-    down.version = up.version;
-    down.name = up.name;
-    down.source = up.down_source.empty() ? up.source : up.down_source;
-    down.first_line = up.down_first_line;
-    down.sql = up.down_sql;
-    down.in_transaction = up.in_transaction;
-    down.row = up.row;
+    PlannedStep down = DownStepFor(up);
     if (up.irreversible || down.sql.find_first_not_of(" \t\r\n") == std::string::npos) {
       return fmt::format("{} is irreversible", Label(up));
     }
@@ -262,6 +276,7 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
       // Before each migration: a Ctrl-C here is handled like a failure, so the
       // migrations this run applied are reverted.
       ThrowIfInterrupted("migrating");
+      ThrowIfPastDeadline(options, fmt::format("before {} could start", Label(step)));
       ApplyStep apply = std::move(prepared[i]);
       apply.row.applied_at = NowIso8601();
       const bool can_roll_back = apply.in_transaction && driver_.capabilities().transactional_ddl;
@@ -286,7 +301,7 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
       // other failure left the step's state as it was, so the trace would be a false alarm.
       if (e.category() != Category::kNeedsPerson) ClearStatementProgress(details);
       if (plan.direction == Direction::kDown || applied.empty() ||
-          e.category() == Category::kNeedsPerson) {
+          e.category() == Category::kNeedsPerson || !options.revert_with_downs) {
         std::string done;
         if (!applied.empty()) {
           done = fmt::format("; {} of {} steps before it completed and stay done", applied.size(),
@@ -318,6 +333,27 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
     result.steps.push_back(StepOutcome{step.version, step.name, took});
     details["steps"].push_back({{"version", step.version}, {"name", step.name},
                                 {"took_ms", took.count()}});
+  }
+  if (options.deadline && Clock::now() > *options.deadline && !applied.empty()) {
+    // Finished, but later than allowed: the deadline is a promise about the change, so
+    // it is undone like a failure.
+    const std::string why = "the migrations finished after the deadline (max_duration)";
+    std::optional<std::string> revert_error =
+        options.revert_with_downs ? RevertApplied(applied) : std::optional<std::string>("");
+    if (revert_error) {
+      finish_journal("failed", why);
+      throw Error(Category::kNeedsPerson,
+                  revert_error->empty()
+                      ? why + "; the migrations of this run stay applied"
+                      : fmt::format("{}; undoing them failed: {}", why, *revert_error),
+                  "restore the backup taken before this run");
+    }
+    finish_journal("reverted", why);
+    throw Error(Category::kMigrationFailed,
+                fmt::format("{}; the {} migrations this run applied were reverted, the "
+                            "database is as it was",
+                            why, applied.size()),
+                "raise max_duration, or deploy fewer migrations at once");
   }
   result.to_version = plan.to_version;
   result.took = Since(run_started);

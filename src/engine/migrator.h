@@ -37,6 +37,10 @@ struct PlannedStep {
   int down_first_line = 1;
 };
 
+// The step that undoes the up step `up` with its file's down SQL (the same step in
+// history's terms: applying it deletes the history row `up` wrote).
+PlannedStep DownStepFor(const PlannedStep& up);
+
 struct Plan {
   Direction direction = Direction::kUp;
   std::vector<PlannedStep> steps;
@@ -63,6 +67,12 @@ struct RunOptions {
   std::string backup_id;  // backup taken before the run, recorded in history and journal
   std::string applied_by;
   std::string journal_kind;  // "up", "down"; defaults from the plan's direction
+  // When a step fails, revert the steps this run applied with their downs. Off when the
+  // caller restores a backup instead (an engine without transactional DDL).
+  bool revert_with_downs = true;
+  // Past this point no further step starts, and a run that finishes past it is undone:
+  // the environment's max_duration.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 struct StepOutcome {

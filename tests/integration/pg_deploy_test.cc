@@ -1,0 +1,196 @@
+// The rehearsal and the deploy pipeline against a real PostgreSQL server: migrations that
+// pass on an empty database but fail on real data are caught on the copy, the target is
+// never touched by a rehearsal, scratch databases go away, and a failed deploy leaves the
+// database as it was (by downs, or by restoring the backup in place).
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <string>
+
+#include "core/error.h"
+#include "core/status.h"
+#include "drivers/postgres/pg_connection.h"
+#include "engine/deploy.h"
+#include "server_env.h"
+#include "test_util.h"
+#include "unit/deploy_fixture.h"
+
+namespace safemig {
+namespace {
+
+using testing::MakeMigration;
+using testing::ScratchPostgresDatabase;
+using testing::TempDir;
+
+class PgDeployTest : public ::testing::Test {
+ protected:
+  void Open(const ScratchPostgresDatabase& db) {
+    db.Exec(
+        "CREATE TABLE customer (id serial PRIMARY KEY, email text, phone text);"
+        "INSERT INTO customer (email, phone) SELECT 'user' || (i % 40) || '@example.com', "
+        "CASE WHEN i % 3 = 0 THEN NULL ELSE '555-' || i END FROM generate_series(1, 120) i;"
+        "CREATE TABLE post (id serial PRIMARY KEY, title text NOT NULL);"
+        "INSERT INTO post (title) VALUES ('hello'), ('again');");
+    url_ = db.url();
+    driver_ = OpenDriver(url_, OpenOptions{false});
+    driver_->EnsureMetadata();
+  }
+
+  DeployRequest Request(const std::vector<Migration>& files) {
+    DeployRequest request;
+    request.environment.name = "it";
+    request.environment.backups = dir_ / "backups";
+    request.environment.lock_timeout = std::chrono::seconds(5);
+    request.url = url_;
+    request.files = files;
+    request.runner = "tester pid 1";
+    request.applied_by = "tester";
+    request.jobs = 2;
+    return request;
+  }
+
+  Fingerprint Data() { return driver_->TakeFingerprint(false); }
+
+  // Scratch databases of this process still on the server.
+  int ScratchDatabases(const DatabaseUrl& server) {
+    PgConn admin = ConnectLibpq(server);
+    PgResult rows = ExecLibpq(admin.get(), "SELECT count(*) FROM pg_database WHERE datname LIKE '" +
+                                               ScratchPrefix() + "%'");
+    return std::stoi(PQgetvalue(rows.get(), 0, 0));
+  }
+
+  static std::vector<Migration> FourMigrations() {
+    return testing::FourMigrations("serial PRIMARY KEY");
+  }
+
+  TempDir dir_;
+  DatabaseUrl url_;
+  std::unique_ptr<Driver> driver_;
+  Reporter reporter_;
+};
+
+TEST_F(PgDeployTest, RehearsalCatchesWhatOnlyRealDataBreaks) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ScratchPostgresDatabase db(server);
+  Open(db);
+  const Fingerprint before = Data();
+  struct Case {
+    Migration migration;
+    std::string expected;  // in the database's message
+  };
+  const std::vector<Case> cases = {
+      {MakeMigration("1", "phone_required",
+                     "ALTER TABLE customer ALTER COLUMN phone SET NOT NULL;",
+                     "ALTER TABLE customer ALTER COLUMN phone DROP NOT NULL;"),
+       "null values"},
+      {MakeMigration("1", "tier_required", "ALTER TABLE customer ADD COLUMN tier text NOT NULL;",
+                     "ALTER TABLE customer DROP COLUMN tier;"),
+       "null values"},
+      {MakeMigration("1", "unique_email",
+                     "CREATE UNIQUE INDEX customer_email ON customer (email);",
+                     "DROP INDEX customer_email;"),
+       "duplicate"}};
+  for (const Case& c : cases) {
+    DeployReport report = RehearseOnly(*driver_, Request({c.migration}), reporter_);
+    EXPECT_EQ(report.verdict, "no-go") << c.migration.name;
+    ASSERT_EQ(report.reasons.size(), 1u) << c.migration.name;
+    EXPECT_NE(report.reasons[0].find("1_" + c.migration.name + ": up fails on a copy"),
+              std::string::npos)
+        << report.reasons[0];
+    EXPECT_NE(report.reasons[0].find(c.expected), std::string::npos) << report.reasons[0];
+    EXPECT_EQ(report.rehearsal->where, "scratch database on the same server");
+    EXPECT_EQ(Data().Digest(), before.Digest()) << "the target is never changed";
+    EXPECT_TRUE(driver_->ReadHistory().empty());
+    EXPECT_EQ(ScratchDatabases(server), 0) << "the copy is dropped after a failure";
+  }
+}
+
+TEST_F(PgDeployTest, RehearsalCatchesBadDownsAndMeasuresGoodOnes) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ScratchPostgresDatabase db(server);
+  Open(db);
+  const Fingerprint before = Data();
+  DeployReport failing = RehearseOnly(
+      *driver_,
+      Request({MakeMigration("1", "add_url", "ALTER TABLE post ADD COLUMN url text;",
+                             "ALTER TABLE post DROP COLUMN nope;")}),
+      reporter_);
+  EXPECT_EQ(failing.verdict, "no-go");
+  EXPECT_EQ(failing.rehearsal->migrations[0].outcome, "down_failed");
+
+  DeployReport differs = RehearseOnly(
+      *driver_,
+      Request({MakeMigration("1", "add_url", "ALTER TABLE post ADD COLUMN url text;", "SELECT 1;")}),
+      reporter_);
+  EXPECT_EQ(differs.verdict, "no-go");
+  EXPECT_EQ(differs.rehearsal->migrations[0].outcome, "down_differs");
+  EXPECT_NE(differs.reasons[0].find("column url"), std::string::npos) << differs.reasons[0];
+
+  DeployReport good = RehearseOnly(
+      *driver_,
+      Request({MakeMigration("1", "drop_phone", "ALTER TABLE customer DROP COLUMN phone;",
+                             "ALTER TABLE customer ADD COLUMN phone text;")}),
+      reporter_);
+  EXPECT_EQ(good.verdict, "go") << ::testing::PrintToString(good.reasons);
+  const MigrationRehearsal& m = good.rehearsal->migrations[0];
+  EXPECT_TRUE(m.reversible);
+  ASSERT_EQ(m.data_loss.size(), 1u);
+  EXPECT_NE(m.data_loss[0].find("dropping column public.customer.phone loses up to 120 values"),
+            std::string::npos)
+      << m.data_loss[0];
+  EXPECT_EQ(Data().Digest(), before.Digest());
+  EXPECT_EQ(ScratchDatabases(server), 0);
+}
+
+TEST_F(PgDeployTest, FailureInTheThirdOfFourLeavesTheDatabaseAsItWas) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ScratchPostgresDatabase db(server);
+  Open(db);
+  const std::vector<Migration> files = FourMigrations();
+  ASSERT_EQ(RehearseOnly(*driver_, Request(files), reporter_).verdict, "go");
+  // Data the rehearsed copy did not have; the plan hash (schema) stays the same.
+  db.Exec("INSERT INTO post (title) VALUES ('hello');");
+  const Fingerprint before = Data();
+  try {
+    Deploy(driver_, Request(files), reporter_);
+    FAIL() << "expected the third migration to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), Category::kMigrationFailed) << e.what();
+    EXPECT_NE(std::string(e.what()).find("reverted"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(Data().Digest(), before.Digest());
+  EXPECT_TRUE(driver_->ReadHistory().empty());
+}
+
+TEST_F(PgDeployTest, PartlyAppliedNoTransactionStepIsUndoneByRestoringTheBackup) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ScratchPostgresDatabase db(server);
+  Open(db);
+  std::vector<Migration> files = FourMigrations();
+  files[2] = MakeMigration("3", "tags_and_unique_title",
+                           "-- safemig:no-transaction\n"
+                           "CREATE TABLE tag_a (id int);\n"
+                           "CREATE TABLE tag_b (id int);\n"
+                           "CREATE UNIQUE INDEX CONCURRENTLY post_title ON post (title);\n",
+                           "DROP INDEX post_title;\nDROP TABLE tag_b;\nDROP TABLE tag_a;\n");
+  files[2].directives.no_transaction = true;
+  ASSERT_EQ(RehearseOnly(*driver_, Request(files), reporter_).verdict, "go");
+  db.Exec("INSERT INTO post (title) VALUES ('hello');");
+  const Fingerprint before = Data();
+  try {
+    Deploy(driver_, Request(files), reporter_);
+    FAIL() << "expected the third statement of the third migration to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), Category::kMigrationFailed) << e.what();
+    EXPECT_NE(std::string(e.what()).find("restored the pre-deploy backup"), std::string::npos)
+        << e.what();
+  }
+  // The database was replaced: look at it through a new connection.
+  driver_ = OpenDriver(url_, OpenOptions{false});
+  EXPECT_EQ(driver_->TakeFingerprint(false).Digest(), before.Digest());
+  EXPECT_TRUE(driver_->ReadHistory().empty());
+  EXPECT_EQ(driver_->ReadJournal(1)[0].outcome, "restored");
+}
+
+}  // namespace
+}  // namespace safemig
