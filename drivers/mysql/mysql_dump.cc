@@ -129,7 +129,7 @@ class StringSink : public Sink {
 
 // --- what is dumped ----------------------------------------------------------------------
 
-enum class ValueKind { kNumber, kBit, kBytes, kText };
+using ValueKind = MySqlValueKind;
 
 struct ColumnToCopy {
   std::string name;
@@ -142,20 +142,6 @@ struct TableToCopy {
   std::uint64_t bytes = 0;
   std::vector<ColumnToCopy> columns;
 };
-
-ValueKind KindOf(const std::string& data_type) {
-  static const std::set<std::string> numbers = {
-      "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal",
-      "numeric", "float",    "double",    "real", "year"};
-  static const std::set<std::string> bytes = {
-      "binary",     "varbinary",       "tinyblob",     "blob",       "mediumblob",
-      "longblob",   "geometry",        "point",        "linestring", "polygon",
-      "multipoint", "multilinestring", "multipolygon", "geometrycollection"};
-  if (numbers.count(data_type) != 0) return ValueKind::kNumber;
-  if (data_type == "bit") return ValueKind::kBit;
-  if (bytes.count(data_type) != 0) return ValueKind::kBytes;
-  return ValueKind::kText;
-}
 
 std::vector<TableToCopy> ListTables(MySqlSession& session, const std::string& database) {
   const std::string db = QuoteMySqlLiteral(database);
@@ -176,7 +162,7 @@ std::vector<TableToCopy> ListTables(MySqlSession& session, const std::string& da
     if (it == tables.end()) continue;
     // Generated columns are computed again by the server; inserting into them is an error.
     if (Str(r[3]).find("GENERATED") != std::string::npos) continue;
-    it->second.columns.push_back(ColumnToCopy{Str(r[1]), KindOf(Str(r[2]))});
+    it->second.columns.push_back(ColumnToCopy{Str(r[1]), MySqlKindOf(Str(r[2]))});
   }
   std::vector<TableToCopy> result;
   for (auto& [name, table] : tables) result.push_back(std::move(table));
@@ -213,12 +199,24 @@ void AppendHex(std::string& out, const std::string& value) {
   }
 }
 
-std::int64_t CopyTableOut(MySqlSession& session, const std::string& database,
-                          const TableToCopy& table, Sink& out) {
+// Writes the rows of `table` and returns their fingerprint entry, hashed from the very
+// values written.
+TableData CopyTableOut(MySqlSession& session, const std::string& database,
+                       const TableToCopy& table, Sink& out) {
   const std::string target = QuoteMySqlIdentifier(table.name);
   out.Write(kTableHeader + target + "\n");
   out.Write(kPartSettings);
-  if (table.columns.empty()) return 0;
+  MySqlRowHasher hasher;
+  if (table.columns.empty()) return hasher.Finish();
+  // The fingerprint hashes columns in name order; the INSERTs keep table order.
+  std::vector<std::size_t> hash_order(table.columns.size());
+  for (std::size_t i = 0; i < hash_order.size(); ++i) hash_order[i] = i;
+  std::sort(hash_order.begin(), hash_order.end(), [&](std::size_t a, std::size_t b) {
+    return table.columns[a].name < table.columns[b].name;
+  });
+  std::vector<std::string> values(table.columns.size());
+  std::vector<bool> nulls(table.columns.size());
+  std::vector<const std::string*> hashed(table.columns.size());
   std::string select = "SELECT ";
   std::string insert = "INSERT INTO " + target + " (";
   for (std::size_t i = 0; i < table.columns.size(); ++i) {
@@ -239,32 +237,36 @@ std::int64_t CopyTableOut(MySqlSession& session, const std::string& database,
   out.Write("START TRANSACTION;\n");
   std::string statement;
   statement.reserve(kStatementBytes + (64 << 10));
-  std::int64_t rows = 0;
   const auto columns = static_cast<std::uint32_t>(table.columns.size());
   session.Stream(select, [&](sql::ResultSet& r) {
     statement += statement.empty() ? insert + "(" : ",(";
     for (std::uint32_t i = 1; i <= columns; ++i) {
       if (i > 1) statement.push_back(',');
-      if (r.isNull(i)) {
+      nulls[i - 1] = r.isNull(i);
+      if (nulls[i - 1]) {
         statement += "NULL";
         continue;
       }
-      const sql::SQLString value = r.getString(i);
+      std::string& value = values[i - 1];
+      value = r.getString(i).asStdString();
       switch (table.columns[i - 1].kind) {
         case ValueKind::kNumber:
         case ValueKind::kBit:
-          statement += value.asStdString();
+          statement += value;
           break;
         case ValueKind::kBytes:
-          AppendHex(statement, value.asStdString());
+          AppendHex(statement, value);
           break;
         case ValueKind::kText:
-          AppendEscaped(statement, value.asStdString());
+          AppendEscaped(statement, value);
           break;
       }
     }
     statement.push_back(')');
-    ++rows;
+    for (std::size_t i = 0; i < hash_order.size(); ++i) {
+      hashed[i] = nulls[hash_order[i]] ? nullptr : &values[hash_order[i]];
+    }
+    hasher.AddRow(hashed);
     if (statement.size() >= kStatementBytes) {
       statement += ";\n";
       out.Write(statement);
@@ -276,7 +278,7 @@ std::int64_t CopyTableOut(MySqlSession& session, const std::string& database,
     out.Write(statement);
   }
   out.Write("COMMIT;\n");
-  return rows;
+  return hasher.Finish();
 }
 
 // "SET sql_mode = '...';" for an object's recorded mode.
@@ -720,13 +722,14 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
     archive.EndPart();
   }
 
+  std::map<std::string, TableData> data;
   for (std::size_t i = 0; i < tables.size(); ++i) {
     Sink& part = archive.BeginPart(TablePartName(i), kTableKind);
     CountingSink counted(part, shared);
-    const std::int64_t rows =
-        InContext("cannot back up the rows of " + QuoteMySqlIdentifier(tables[i].name),
-                  [&] { return CopyTableOut(session, database, tables[i], counted); });
-    archive.EndPart(rows);
+    TableData& table = data[tables[i].name];
+    table = InContext("cannot back up the rows of " + QuoteMySqlIdentifier(tables[i].name),
+                      [&] { return CopyTableOut(session, database, tables[i], counted); });
+    archive.EndPart(table.rows);
   }
 
   {
@@ -737,7 +740,9 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
     archive.EndPart();
   }
 
-  Fingerprint fingerprint = FingerprintMySql(session, database, true);
+  // The schema as of the snapshot; the rows were hashed as they were written.
+  Fingerprint fingerprint = FingerprintMySql(session, database, true, /*hash_rows=*/false);
+  fingerprint.tables = std::move(data);
   GuardMySql("finish the backup snapshot", [&] { session.Exec("COMMIT"); });
   shared.Complete();
   return fingerprint;

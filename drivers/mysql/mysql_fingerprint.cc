@@ -16,9 +16,12 @@
 //                  meaning depends on it.
 //
 // Data: one entry per base table. Each row is rendered on the server as
-// CONCAT_WS(',', QUOTE(CAST(c AS BINARY)), ...) over its stored (non-generated) columns in
-// name order: QUOTE gives NULL for NULL and a quoted, escaped string otherwise, so NULL,
-// '' and 'NULL' differ and no value can run into its neighbour. The MD5 of that text is
+// CONCAT_WS(',', QUOTE(v), ...) over its stored (non-generated) columns in name order, where
+// v is the value as a dump receives it: text converted to utf8mb4, the stored bytes of
+// binary and spatial columns, BIT as a number (MySqlValueKind). QUOTE gives NULL for NULL
+// and a quoted, escaped string otherwise, so NULL, '' and 'NULL' differ and no value can
+// run into its neighbour. A dump computes the same on the client (MySqlRowHasher) from the
+// rows it writes, so a backup needs no second pass over the data. The MD5 of that text is
 // split into two 64-bit lanes, each summed over the table exactly (DECIMAL, no wrap).
 // Sums do not depend on row order and count duplicates; the server ships three numbers per
 // table, never rows. content_sha256 is the SHA-256 of "safemig-mysql-rows-1 COUNT SUM1
@@ -35,6 +38,8 @@
 #include <set>
 
 #include <fmt/format.h>
+
+#include <openssl/evp.h>
 
 #include "core/sha256.h"
 #include "core/sql_quote.h"
@@ -67,14 +72,96 @@ std::string Join(const std::vector<std::string>& items, const std::string& separ
   return out;
 }
 
+// The server-side rendering of one column for the row hash; see MySqlRowHasher.
+std::string HashedValue(const std::string& column, MySqlValueKind kind) {
+  const std::string name = QuoteMySqlIdentifier(column);
+  switch (kind) {
+    case MySqlValueKind::kBytes:
+      return "CAST(" + name + " AS BINARY)";
+    case MySqlValueKind::kBit:
+      return "CAST(" + name + " + 0 AS BINARY)";
+    case MySqlValueKind::kNumber:
+    case MySqlValueKind::kText:
+      break;
+  }
+  return "CAST(CONVERT(" + name + " USING utf8mb4) AS BINARY)";
+}
+
+std::string Decimal(MySqlRowHasher::Sum value) {
+  if (value == 0) return "0";
+  std::string digits;
+  while (value > 0) {
+    digits.push_back(static_cast<char>('0' + static_cast<int>(value % 10)));
+    value /= 10;
+  }
+  return std::string(digits.rbegin(), digits.rend());
+}
+
 struct TableInfo {
   std::string options;
   std::map<std::string, std::string> items;  // "column a" -> "column a INT ..."
   std::vector<std::pair<int, std::string>> ordered_columns;
-  std::vector<std::string> stored_columns;   // non-generated, for the row hash
+  std::vector<std::pair<std::string, MySqlValueKind>> stored_columns;  // for the row hash
 };
 
 }  // namespace
+
+MySqlValueKind MySqlKindOf(const std::string& data_type) {
+  static const std::set<std::string> numbers = {
+      "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal",
+      "numeric", "float",    "double",    "real", "year"};
+  static const std::set<std::string> bytes = {
+      "binary",     "varbinary",       "tinyblob",     "blob",       "mediumblob",
+      "longblob",   "geometry",        "point",        "linestring", "polygon",
+      "multipoint", "multilinestring", "multipolygon", "geometrycollection"};
+  if (numbers.count(data_type) != 0) return MySqlValueKind::kNumber;
+  if (data_type == "bit") return MySqlValueKind::kBit;
+  if (bytes.count(data_type) != 0) return MySqlValueKind::kBytes;
+  return MySqlValueKind::kText;
+}
+
+void MySqlRowHasher::AddRow(const std::vector<const std::string*>& values) {
+  // CONCAT_WS(',', QUOTE(v1), QUOTE(v2), ...) exactly as the server renders it.
+  text_.clear();
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) text_.push_back(',');
+    if (values[i] == nullptr) {
+      text_ += "NULL";
+      continue;
+    }
+    text_.push_back('\'');
+    for (char c : *values[i]) {
+      switch (c) {
+        case '\\': text_ += "\\\\"; break;
+        case '\'': text_ += "\\'"; break;
+        case '\0': text_ += "\\0"; break;
+        case '\x1a': text_ += "\\Z"; break;
+        default: text_.push_back(c);
+      }
+    }
+    text_.push_back('\'');
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text_.data(), text_.size(), digest, &length, EVP_md5(), nullptr);
+  std::uint64_t lane1 = 0;
+  std::uint64_t lane2 = 0;
+  for (int i = 0; i < 8; ++i) {
+    lane1 = (lane1 << 8) | digest[i];
+    lane2 = (lane2 << 8) | digest[8 + i];
+  }
+  sum1_ += lane1;
+  sum2_ += lane2;
+  ++rows_;
+}
+
+TableData MySqlRowHasher::Finish() const {
+  TableData data;
+  data.rows = rows_;
+  data.content_sha256 = Sha256Hex(fmt::format("safemig-mysql-rows-1 {} {} {}", rows_,
+                                              Decimal(sum1_), Decimal(sum2_)));
+  return data;
+}
 
 std::string StripDefiner(const std::string& sql) {
   const std::string key = "DEFINER=";
@@ -152,7 +239,7 @@ std::string NormaliseMySqlCreate(const std::string& sql, const std::string& data
 }
 
 Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
-                             bool include_metadata) {
+                             bool include_metadata, bool hash_rows) {
   return GuardMySql("fingerprint the database", [&] {
     const std::string db = QuoteMySqlLiteral(database);
     const std::string qdb = QuoteMySqlIdentifier(database);
@@ -183,7 +270,7 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
     for (const MySqlRow& r : session.Query(
              "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, "
              "COLUMN_DEFAULT, EXTRA, CHARACTER_SET_NAME, COLLATION_NAME, "
-             "GENERATION_EXPRESSION, COLUMN_COMMENT, IS_GENERATED FROM "
+             "GENERATION_EXPRESSION, COLUMN_COMMENT, IS_GENERATED, DATA_TYPE FROM "
              "information_schema.COLUMNS WHERE TABLE_SCHEMA = " + db)) {
       auto it = tables.find(Str(r[0]));
       if (it == tables.end()) continue;
@@ -198,7 +285,7 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
       it->second.ordered_columns.emplace_back(std::stoi(Str(r[2])), column);
       const bool generated = Str(r[11]) == "ALWAYS" ||
                              Str(r[6]).find("GENERATED") != std::string::npos;
-      if (!generated) it->second.stored_columns.push_back(column);
+      if (!generated) it->second.stored_columns.emplace_back(column, MySqlKindOf(Str(r[12])));
     }
 
     {
@@ -277,12 +364,11 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
       fingerprint.objects["columns " + Name(name)] =
           "columns " + Name(name) + ": " + Join(ordered, ", ");
 
-      std::vector<std::string> stored = info.stored_columns;
+      if (!hash_rows) continue;
+      std::vector<std::pair<std::string, MySqlValueKind>> stored = info.stored_columns;
       std::sort(stored.begin(), stored.end());
       std::string values = "CONCAT_WS(','";
-      for (const std::string& column : stored) {
-        values += ", QUOTE(CAST(" + QuoteMySqlIdentifier(column) + " AS BINARY))";
-      }
+      for (const auto& [column, kind] : stored) values += ", QUOTE(" + HashedValue(column, kind) + ")";
       values += ")";
       std::vector<MySqlRow> sums = session.Query(
           "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), "
