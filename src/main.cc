@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   safemig::cli::SetupBackupCommands(app, options);
   safemig::cli::SetupRecoverCommand(app, options);
   safemig::cli::SetupLintCommand(app, options, exit_code);
+  safemig::cli::SetupAdoptCommands(app, options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

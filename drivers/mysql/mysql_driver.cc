@@ -1,6 +1,8 @@
 #include "drivers/mysql/mysql_driver.h"
 
 #include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+#include <cppconn/resultset_metadata.h>
 
 #include <algorithm>
 #include <cmath>
@@ -159,6 +161,28 @@ class MySqlDriver : public Driver {
       session_->Exec(kCreateJournal);
     });
   }
+
+  QueryResult QueryText(const std::string& sql) override {
+    QueryResult result;
+    GuardMySql("read a table of another tool", [&] {
+      session_->Stream(sql, [&](sql::ResultSet& rows) {
+        const unsigned int count = rows.getMetaData()->getColumnCount();
+        if (result.columns.empty()) {
+          for (unsigned int i = 1; i <= count; ++i) {
+            result.columns.push_back(rows.getMetaData()->getColumnLabel(i).asStdString());
+          }
+        }
+        MySqlRow row(count);
+        for (unsigned int i = 1; i <= count; ++i) {
+          if (!rows.isNull(i)) row[i - 1] = rows.getString(i).asStdString();
+        }
+        result.rows.push_back(std::move(row));
+      });
+    });
+    return result;
+  }
+
+  bool HasTable(const std::string& name) override { return TableExists(name); }
 
   std::vector<HistoryRow> ReadHistory() override {
     std::vector<HistoryRow> rows;

@@ -166,6 +166,28 @@ class PostgresDriver : public Driver {
     });
   }
 
+  QueryResult QueryText(const std::string& sql) override {
+    QueryResult result;
+    Guard("read a table of another tool", [&] {
+      pqxx::nontransaction tx(*conn_);
+      pqxx::result rows = tx.exec(sql);
+      for (pqxx::row::size_type i = 0; i < rows.columns(); ++i) {
+        result.columns.emplace_back(rows.column_name(i));
+      }
+      for (const auto& r : rows) {
+        std::vector<std::optional<std::string>> row;
+        for (const auto& field : r) {
+          row.emplace_back(field.is_null() ? std::nullopt
+                                           : std::optional<std::string>(field.c_str()));
+        }
+        result.rows.push_back(std::move(row));
+      }
+    });
+    return result;
+  }
+
+  bool HasTable(const std::string& name) override { return TableExists(name); }
+
   std::vector<HistoryRow> ReadHistory() override {
     std::vector<HistoryRow> rows;
     if (!TableExists("safemig_migrations")) return rows;

@@ -217,6 +217,31 @@ class SqliteDriver : public Driver {
     });
   }
 
+  QueryResult QueryText(const std::string& sql) override {
+    QueryResult result;
+    Guarded("read a table of another tool", [&] {
+      SQLite::Statement query(*db_, sql);
+      for (int i = 0; i < query.getColumnCount(); ++i) {
+        result.columns.emplace_back(query.getColumnName(i));
+      }
+      while (query.executeStep()) {
+        std::vector<std::optional<std::string>> row;
+        for (int i = 0; i < query.getColumnCount(); ++i) {
+          SQLite::Column column = query.getColumn(i);
+          if (column.isNull()) {
+            row.emplace_back(std::nullopt);
+          } else {
+            row.emplace_back(column.getString());
+          }
+        }
+        result.rows.push_back(std::move(row));
+      }
+    });
+    return result;
+  }
+
+  bool HasTable(const std::string& name) override { return TableExists(name.c_str()); }
+
   std::vector<HistoryRow> ReadHistory() override {
     std::vector<HistoryRow> rows;
     if (!TableExists("safemig_migrations")) return rows;

@@ -34,5 +34,7 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
 void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
 // `lint`.
 void SetupLintCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
+// `adopt`, `baseline`.
+void SetupAdoptCommands(CLI::App& app, GlobalOptions& options);
 
 }  // namespace safemig::cli

@@ -50,6 +50,11 @@ struct ApplyStep {
   std::function<void(std::size_t index)> before_statement;
 };
 
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+};
+
 // Held while migrating; released by the destructor (also when the process dies, for
 // every engine's implementation).
 class MigrationLock {
@@ -101,6 +106,14 @@ class Driver {
   virtual void UpdateJournal(const JournalEntry& entry) = 0;
   // Newest first; empty if the table does not exist yet.
   virtual std::vector<JournalEntry> ReadJournal(int limit) = 0;
+
+  // Rows of a read-only query, each value as text (NULL as nullopt), with the column names
+  // as the server reports them. For reading small tables safemig does not own, such as the
+  // history tables of other migration tools (`adopt`); not for user data. Throws
+  // Error(kMigrationFailed) naming the query when it fails.
+  virtual QueryResult QueryText(const std::string& sql) = 0;
+  // Whether a table (in the target's default schema) exists.
+  virtual bool HasTable(const std::string& name) = 0;
 
   // The current schema and data, canonically. include_metadata: also safemig's own tables.
   virtual Fingerprint TakeFingerprint(bool include_metadata) = 0;

@@ -93,18 +93,24 @@ Plan PlanUp(const StatusReport& status, const std::optional<std::string>& to,
     step.down_sql = file.down_sql;
     step.down_source = file.down_path;
     step.down_first_line = file.down_first_line;
-    step.row.version = file.version;
-    step.row.name = file.name;
-    step.row.checksum = file.checksum;
-    step.row.up_path = file.up_path;
-    step.row.down_sql = file.down_sql;
-    step.row.down_checksum = file.down_checksum;
-    step.row.no_transaction = file.directives.no_transaction;
-    step.row.irreversible = file.directives.irreversible;
+    step.row = HistoryRowFor(file);
     plan.to_version = file.version;
     plan.steps.push_back(std::move(step));
   }
   return plan;
+}
+
+HistoryRow HistoryRowFor(const Migration& file) {
+  HistoryRow row;
+  row.version = file.version;
+  row.name = file.name;
+  row.checksum = file.checksum;
+  row.up_path = file.up_path;
+  row.down_sql = file.down_sql;
+  row.down_checksum = file.down_checksum;
+  row.no_transaction = file.directives.no_transaction;
+  row.irreversible = file.directives.irreversible;
+  return row;
 }
 
 Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,

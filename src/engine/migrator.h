@@ -48,6 +48,9 @@ struct Plan {
   std::string to_version;    // version after the plan ("" = none)
 };
 
+// The history row that applying `file` writes (times, runner and ids left empty).
+HistoryRow HistoryRowFor(const Migration& file);
+
 // The pending migrations to apply, in order: all of them, those up to and including
 // `to`, or the first `steps`. Throws Error(kNoGo) when the status shows an edited applied
 // migration or a pending one older than the current version (naming them), and

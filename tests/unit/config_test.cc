@@ -307,7 +307,7 @@ TEST_F(LoadConfigTest, RejectsUnknownTopLevelSettingsWithSuggestion) {
 
 TEST_F(LoadConfigTest, ToleratesUnknownSectionsButNotMisspeltEnvironments) {
   WriteFile("safemig.toml",
-            "[lint]\nrules = [\"a\"]\n[backup]\nlevel = 3\n[[hooks]]\nrun = \"x\"\n"
+            "[watch]\nchecks = [\"a\"]\n[backup]\nlevel = 3\n[[hooks]]\nrun = \"x\"\n"
             "[environments.dev]\nurl = \"sqlite:x\"\n");
   EXPECT_EQ(LoadConfig("safemig.toml").environments.size(), 1u);
   WriteFile("safemig.toml", "[environment.dev]\nurl = \"sqlite:x\"\n");
