@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/context.h"
+#include "engine/deploy.h"
 
 namespace safemig::cli {
 
@@ -34,6 +35,11 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
 void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
 // `lint`.
 void SetupLintCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
+// The linter as the deploy pipeline calls it: the pending migrations of `files`, with the
+// config's [lint] ignore list.
+LintHook MakeLintHook(const Resolved& resolved, const std::vector<Migration>& files);
+// `ci`.
+void SetupCiCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
 // `adopt`, `baseline`.
 void SetupAdoptCommands(CLI::App& app, GlobalOptions& options);
 

@@ -230,6 +230,30 @@ void RunLint(const GlobalOptions& options, const LintFlags& flags, int& exit_cod
 
 }  // namespace
 
+LintHook MakeLintHook(const Resolved& resolved, const std::vector<Migration>& files) {
+  std::set<std::string> ignored = resolved.config.lint_ignore;
+  return [files, ignored](const Plan& plan, Dialect dialect) {
+    std::set<std::string> pending;
+    for (const PlannedStep& step : plan.steps) pending.insert(step.version);
+    std::vector<Migration> history;
+    std::vector<Migration> linted;
+    for (const Migration& m : files) {
+      if (pending.count(m.version) != 0) {
+        linted.push_back(m);
+      } else if (linted.empty()) {
+        history.push_back(m);
+      }
+    }
+    std::vector<LintFinding> findings;
+    for (const lint::Finding& f : lint::LintMigrations(history, linted, {dialect, ignored})) {
+      findings.push_back(LintFinding{f.version, f.rule, lint::SeverityName(f.severity),
+                                     fmt::format("{} ({}:{}; fix: {})", f.message, f.file,
+                                                 f.line, f.fix)});
+    }
+    return findings;
+  };
+}
+
 void SetupLintCommand(CLI::App& app, GlobalOptions& options, int& exit_code) {
   auto flags = std::make_shared<LintFlags>();
   auto* lint = app.add_subcommand(
