@@ -338,7 +338,7 @@ TEST_F(LoadConfigTest, ExpandsVariablesInEveryStringValue) {
 [environments.prod]
 url = "postgres://app:${SAFEMIG_TEST_PASS}@${SAFEMIG_TEST_HOST}/app"
 backups = "${SAFEMIG_TEST_DIR}/prod"
-window = "$${not expanded}"
+change_ticket = "$${not expanded}"
 hosts = ["${SAFEMIG_TEST_HOST}", "other"]
 )");
   Config config = LoadConfig("safemig.toml");
@@ -346,7 +346,7 @@ hosts = ["${SAFEMIG_TEST_HOST}", "other"]
   const Environment& prod = config.environments.at("prod");
   EXPECT_EQ(prod.url, "postgres://app:s3cret@db/app");
   EXPECT_EQ(prod.backups, fs::path("/srv/backups/prod"));
-  EXPECT_EQ(prod.raw.at("window"), "${not expanded}");
+  EXPECT_EQ(prod.raw.at("change_ticket"), "${not expanded}");
   EXPECT_TRUE(Contains(prod.raw.at("hosts"), "'db'")) << prod.raw.at("hosts");
 }
 
@@ -367,15 +367,17 @@ url = "sqlite:x"
 protected = true
 promote_from = "staging"
 max_rows = 1000
-window = { days = ["mon", "tue"], from = "09:00" }
+freeze = { days = ["mon", "tue"], from = "09:00" }
+[environments.staging]
+url = "sqlite:y"
 )");
   const Environment prod = LoadConfig("safemig.toml").environments.at("prod");
   EXPECT_EQ(prod.raw.at("url"), "sqlite:x");
   EXPECT_EQ(prod.raw.at("protected"), "true");
   EXPECT_EQ(prod.raw.at("promote_from"), "staging");
   EXPECT_EQ(prod.raw.at("max_rows"), "1000");
-  EXPECT_TRUE(Contains(prod.raw.at("window"), "days")) << prod.raw.at("window");
-  EXPECT_TRUE(Contains(prod.raw.at("window"), "'09:00'")) << prod.raw.at("window");
+  EXPECT_TRUE(Contains(prod.raw.at("freeze"), "days")) << prod.raw.at("freeze");
+  EXPECT_TRUE(Contains(prod.raw.at("freeze"), "'09:00'")) << prod.raw.at("freeze");
 }
 
 // Resolve ------------------------------------------------------------------------------
