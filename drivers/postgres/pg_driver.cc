@@ -488,10 +488,15 @@ class PostgresDriver : public Driver {
     const auto started = std::chrono::steady_clock::now();
     size_t done = 0;
     try {
-      pqxx::nontransaction tx(*conn_);
-      SetLimits(tx, step, /*local=*/false);
+      {
+        pqxx::nontransaction limits(*conn_);
+        SetLimits(limits, step, /*local=*/false);
+      }
       for (const Statement& statement : step.statements) {
+        // The hook writes the journal on this same connection, which libpqxx allows only
+        // while no transaction object is open on it: one per statement.
         if (step.before_statement) step.before_statement(done);
+        pqxx::nontransaction tx(*conn_);
         RunStatement(tx, step, statement);
         ++done;
       }

@@ -188,6 +188,7 @@ void RunCi(const GlobalOptions& options, const CiFlags& flags, int& exit_code) {
   request.runner = RunnerName();
   request.applied_by = CurrentUserAtHost();
   request.lint = MakeLintHook(target.resolved, request.files);
+  request.lint_errors_block = true;  // a pipeline fails on a lint error wherever it deploys
   auto reporter = MakeReporter(console);
   DeployReport report = RehearseOnly(*target.driver, request, *reporter);
   report.command = "ci";

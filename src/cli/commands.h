@@ -26,6 +26,8 @@ struct DeployFlags {
   std::string outside_window;  // --outside-window REASON
   std::string from_backup;     // rehearse --from-backup ID
   bool keep = false;           // rehearse --keep
+  std::string report;          // --report FILE.html: the go/no-go page
+  std::string summary;         // --summary FILE.md: the same in Markdown
 };
 void AddDeployOptions(CLI::App& command, DeployFlags& flags);
 // Runs the pipeline as `command` ("deploy" or "up"); a no-go sets exit_code to 5.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "engine/deploy.h"
+#include "report/report.h"
 
 namespace safemig::cli {
 namespace {
@@ -132,6 +134,7 @@ DeployRequest MakeRequest(const GlobalOptions& options, const Target& target,
   request.jobs = options.jobs;
   request.runner = RunnerName();
   request.applied_by = CurrentUserAtHost();
+  request.lint = MakeLintHook(target.resolved, request.files);
   if (::isatty(STDIN_FILENO) && !options.json()) {
     request.ask_approval = [env = target.resolved.environment.name](const std::string& expected) {
       std::cerr << fmt::format("Environment {} is protected. Type the database name ({}) to "
@@ -146,6 +149,24 @@ DeployRequest MakeRequest(const GlobalOptions& options, const Target& target,
   return request;
 }
 
+// --report and --summary: the go/no-go page and its Markdown twin, from the same document
+// --format json prints.
+void WriteReports(const DeployFlags& flags, const DeployReport& report) {
+  if (flags.report.empty() && flags.summary.empty()) return;
+  const nlohmann::json document = DeployJson(report);
+  auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      throw Error(Category::kUsage, fmt::format("cannot write {}", path),
+                  "check the path and its directory's permissions");
+    }
+  };
+  if (!flags.report.empty()) write(flags.report, RenderHtmlReport(document));
+  if (!flags.summary.empty()) write(flags.summary, RenderMarkdownSummary(document));
+}
+
 // `rehearse` and `plan`: run `pipeline` and print its document or summary. Both exit 5
 // when deploy would refuse; plan changes nothing, rehearse only the journal.
 void RunReadOnlyStage(const GlobalOptions& options, const DeployFlags& flags,
@@ -157,6 +178,7 @@ void RunReadOnlyStage(const GlobalOptions& options, const DeployFlags& flags,
   DeployReport report = command == "plan"
                             ? PlanDeploy(*target.driver, request, *reporter)
                             : RehearseOnly(*target.driver, request, *reporter);
+  WriteReports(flags, report);
   if (console.json()) {
     console.Json(DeployJson(report));
   } else if (report.pending.empty() && !report.refusal) {
@@ -176,6 +198,10 @@ void RunReadOnlyStage(const GlobalOptions& options, const DeployFlags& flags,
 void AddPlanOptions(CLI::App& command, DeployFlags& flags) {
   auto* to = command.add_option("--to", flags.to, "up to and including this version");
   command.add_option("--steps", flags.steps, "number of migrations")->excludes(to);
+  command.add_option("--report", flags.report,
+                     "write the go/no-go page for the release meeting (self-contained HTML)");
+  command.add_option("--summary", flags.summary,
+                     "write the same as Markdown (pull requests, CI step summaries)");
 }
 
 }  // namespace
@@ -207,6 +233,7 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
     console.Warning("no backup taken (--skip-backup): only the down-migrations can undo this");
   }
   DeployReport report = Deploy(target.driver, request, *reporter);
+  WriteReports(flags, report);
   if (console.json()) console.Json(DeployJson(report));
   if (report.refusal) {
     Refuse(report, exit_code);

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "engine/backups.h"
+#include "engine/recovery.h"
 
 namespace safemig {
 namespace {
@@ -78,8 +79,10 @@ Prepared Prepare(Driver& driver, const DeployRequest& request, DeployReport& rep
   if (prepared.plan.steps.empty()) return prepared;
   prepared.before = driver.TakeFingerprint(/*include_metadata=*/false);
   report.plan_hash = PlanHash(prepared.plan, prepared.before.SchemaDigest());
-  // The lint hook: the linter plugs in here; until then there are no findings.
   if (request.lint) report.lint = request.lint(prepared.plan, driver.dialect());
+  // Lint errors stop deploys where a mistake costs most; elsewhere they are shown and the
+  // person decides.
+  report.lint_errors_block = request.lint_errors_block || env.is_protected;
   report.gates.push_back(ProtectedGate(env, request.skip_backup));
   report.gates.push_back(ApprovalGate(env, request.yes, static_cast<bool>(request.ask_approval)));
   std::string source_error;
@@ -116,7 +119,7 @@ void Decide(DeployReport& report) {
     if (hint.empty()) hint = gate.hint;
   }
   for (const LintFinding& finding : report.lint) {
-    if (finding.severity != "error") continue;
+    if (finding.severity != "error" || !report.lint_errors_block) continue;
     report.reasons.push_back(
         fmt::format("{}: lint {}: {}", finding.version, finding.rule, finding.message));
     if (hint.empty()) hint = "change the migration, or waive the rule in the lint settings";
@@ -423,6 +426,7 @@ DeployReport RehearseOnly(Driver& driver, const DeployRequest& request, Reporter
   report.run_id = NewRunId();
   auto lock = driver.Lock(request.environment.lock_timeout, request.runner);
   driver.EnsureMetadata();
+  RefuseIfInterruptedRun(driver);
   Prepared prepared = Prepare(driver, request, report);
   // Only validation matters here: the policy gates are for deploys, and `plan` shows them.
   std::vector<Gate> kept;
@@ -474,6 +478,8 @@ DeployReport Deploy(std::unique_ptr<Driver>& driver, const DeployRequest& reques
   report.run_id = NewRunId();
   auto lock = driver->Lock(env.lock_timeout, request.runner);
   driver->EnsureMetadata();
+  // Before the backup: a backup of a half-migrated state is not one to deploy from.
+  RefuseIfInterruptedRun(*driver);
   Prepared prepared = Prepare(*driver, request, report);
   if (prepared.drift_free && prepared.plan.steps.empty()) {
     report.ok = true;

@@ -65,6 +65,7 @@ struct DeployReport {
   std::string plan_hash;
   std::vector<PlannedStep> pending;
   std::vector<LintFinding> lint;
+  bool lint_errors_block = false;  // protected environment, or the caller asked (ci)
   std::vector<Gate> gates;
   std::optional<BackupSummary> backup;
   std::optional<std::uint64_t> backup_estimate_bytes;  // plan only
@@ -99,7 +100,9 @@ struct DeployRequest {
   int jobs = 0;
   std::string runner;      // lock holder, "alice@host pid 42"
   std::string applied_by;  // "alice@host"
-  LintHook lint;           // empty until the linter exists: no findings
+  LintHook lint;           // empty: no findings
+  // Lint errors are a no-go here even when the environment is not protected (`ci`).
+  bool lint_errors_block = false;
   std::function<std::chrono::system_clock::time_point()> now = [] {
     return std::chrono::system_clock::now();
   };
