@@ -206,13 +206,7 @@ void RunCi(const GlobalOptions& options, const CiFlags& flags, int& exit_code) {
   } else {
     PrintText(console, report, cases);
   }
-  if (report.refusal) {
-    std::cerr << "error: " << RedactSecrets(report.refusal->what()) << '\n';
-    if (!report.refusal->hint().empty()) {
-      std::cerr << "hint: " << RedactSecrets(report.refusal->hint()) << '\n';
-    }
-    exit_code = ExitCodeFor(Category::kNoGo);
-  }
+  if (report.refusal) Refuse(report, exit_code);
 }
 
 }  // namespace

@@ -33,6 +33,9 @@ void AddDeployOptions(CLI::App& command, DeployFlags& flags);
 // Runs the pipeline as `command` ("deploy" or "up"); a no-go sets exit_code to 5.
 void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std::string& command,
                int& exit_code);
+// A no-go whose document or summary was printed: the reason and the way forward go to
+// stderr, and exit_code becomes 5.
+void Refuse(const DeployReport& report, int& exit_code);
 // `recover`.
 void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
 // `lint`.

@@ -107,14 +107,6 @@ void PrintSummary(const Console& console, const DeployReport& report) {
   if (!readiness.empty()) console.Line(readiness);
 }
 
-// A no-go: the document (JSON) or summary (text) was printed; the reason and the way
-// forward go to stderr, and the exit code is 5.
-void Refuse(const DeployReport& report, int& exit_code) {
-  const Error& refusal = *report.refusal;
-  std::cerr << "error: " << RedactSecrets(refusal.what()) << '\n';
-  if (!refusal.hint().empty()) std::cerr << "hint: " << RedactSecrets(refusal.hint()) << '\n';
-  exit_code = ExitCodeFor(Category::kNoGo);
-}
 
 DeployRequest MakeRequest(const GlobalOptions& options, const Target& target,
                           const DeployFlags& flags, const std::string& command) {
@@ -205,6 +197,15 @@ void AddPlanOptions(CLI::App& command, DeployFlags& flags) {
 }
 
 }  // namespace
+
+// A no-go: the document (JSON) or summary (text) was printed; the reason and the way
+// forward go to stderr, and the exit code is 5.
+void Refuse(const DeployReport& report, int& exit_code) {
+  const Error& refusal = *report.refusal;
+  std::cerr << "error: " << RedactSecrets(refusal.what()) << '\n';
+  if (!refusal.hint().empty()) std::cerr << "hint: " << RedactSecrets(refusal.hint()) << '\n';
+  exit_code = ExitCodeFor(Category::kNoGo);
+}
 
 void AddDeployOptions(CLI::App& command, DeployFlags& flags) {
   AddPlanOptions(command, flags);

@@ -19,6 +19,12 @@ std::string NewRunId();
 // "alice@build-7" from the OS user and host name; never reads secrets.
 std::string CurrentUserAtHost();
 
+// Milliseconds elapsed on the monotonic clock since `start`: what every timing reports.
+inline std::chrono::milliseconds Since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start);
+}
+
 // Human duration: "850 ms", "12.3 s", "4 min 05 s".
 std::string FormatDuration(std::chrono::milliseconds duration);
 

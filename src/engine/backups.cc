@@ -11,10 +11,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::chrono::milliseconds Since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-}
-
 ArchiveReader::Progress ProgressFor(Reporter& reporter, const char* task) {
   return [&reporter, task](std::uint64_t done, std::uint64_t total) {
     reporter.Progress(task, done, total);

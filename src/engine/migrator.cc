@@ -16,10 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::chrono::milliseconds Since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-}
-
 std::string Label(const PlannedStep& step) { return step.version + "_" + step.name; }
 
 // Appends the drift rows that forbid `up`, one per line, to `out`.

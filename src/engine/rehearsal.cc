@@ -19,10 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-milliseconds Since(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-}
-
 std::string Label(const PlannedStep& step) { return step.version + "_" + step.name; }
 
 bool StartsWith(std::string_view text, std::string_view prefix) {
