@@ -25,6 +25,7 @@ namespace {
 struct CiFlags {
   std::string junit;
   std::string summary;
+  std::string report;
 };
 
 std::string XmlEscape(const std::string& text) {
@@ -197,6 +198,7 @@ void RunCi(const GlobalOptions& options, const CiFlags& flags, int& exit_code) {
   if (!flags.junit.empty()) WriteText(flags.junit, JUnitXml(cases, report.took), false);
   const std::string markdown = RenderMarkdownSummary(document);
   if (!flags.summary.empty()) WriteText(flags.summary, markdown, false);
+  if (!flags.report.empty()) WriteText(flags.report, RenderHtmlReport(document), false);
   if (const char* step_summary = std::getenv("GITHUB_STEP_SUMMARY");
       step_summary != nullptr && *step_summary != '\0') {
     WriteText(step_summary, markdown + "\n", true);
@@ -220,6 +222,7 @@ void SetupCiCommand(CLI::App& app, GlobalOptions& options, int& exit_code) {
   ci->add_option("--junit", flags->junit, "write a JUnit XML report (one test case per check)");
   ci->add_option("--summary", flags->summary,
                  "write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set)");
+  ci->add_option("--report", flags->report, "write the go/no-go page (self-contained HTML)");
   ci->callback([&options, flags, &exit_code] { RunCi(options, *flags, exit_code); });
 }
 
