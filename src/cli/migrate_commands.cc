@@ -15,7 +15,9 @@
 #include "core/sql_split.h"
 #include "core/status.h"
 #include "engine/backups.h"
+#include "engine/gates.h"
 #include "engine/migrator.h"
+#include "engine/recovery.h"
 
 namespace safemig::cli {
 namespace {
@@ -117,39 +119,31 @@ nlohmann::json RunResultJson(const std::string& command, const Target& target,
           {"migrations", steps}};
 }
 
-void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, Direction direction) {
+// `down`: the simple way back, from the SQL stored when each migration was applied. (`up`
+// is the deploy pipeline, in deploy_commands.cc.)
+void RunDown(const GlobalOptions& options, const StepOptions& step_options) {
   Console console(options);
-  const char* command = direction == Direction::kUp ? "up" : "down";
   if (step_options.skip_backup) {
-    // Invariant 2: a protected environment never changes without a backup. Checked before
-    // anything is opened, so a refusal touches nothing.
-    Environment env = Resolve(ToSelection(options)).environment;
-    if (env.is_protected) {
-      throw Error(Category::kNoGo,
-                  fmt::format("environment {} is protected: --skip-backup is refused", env.name),
-                  "run without --skip-backup; the backup is what makes a rollback possible");
-    }
+    // Invariant 2, checked before anything is opened, so a refusal touches nothing.
+    Gate gate = ProtectedGate(Resolve(ToSelection(options)).environment, /*skip_backup=*/true);
+    if (gate.status == GateStatus::kFail) throw Error(Category::kNoGo, gate.detail, gate.hint);
   }
-  Target target = OpenTarget(options, /*create_if_missing=*/direction == Direction::kUp);
+  Target target = OpenTarget(options, /*create_if_missing=*/false);
   std::vector<Migration> files;
-  if (direction == Direction::kUp) {
+  // A rollback must work when the application (and its migration files) was already
+  // rolled back: downs come from history, files only improve the status report.
+  try {
     files = LoadMigrations(target.resolved);
-  } else {
-    // A rollback must work when the application (and its migration files) was already
-    // rolled back: downs come from history, files only improve the status report.
-    try {
-      files = LoadMigrations(target.resolved);
-    } catch (const Error& e) {
-      console.Warning(fmt::format("{} (continuing: down uses the SQL stored in the database)",
-                                  e.what()));
-    }
+  } catch (const Error& e) {
+    console.Warning(fmt::format("{} (continuing: down uses the SQL stored in the database)",
+                                e.what()));
   }
   auto lock = target.driver->Lock(target.resolved.environment.lock_timeout, RunnerName());
   target.driver->EnsureMetadata();
+  // Before the backup: reverting on top of a half-migrated state would bury it.
+  RefuseIfInterruptedRun(*target.driver);
   StatusReport status = ReadStatus(*target.driver, files);
-  Plan plan = direction == Direction::kUp
-                  ? PlanUp(status, step_options.To(), step_options.Steps())
-                  : PlanDown(status, step_options.To(), step_options.Steps());
+  Plan plan = PlanDown(status, step_options.To(), step_options.Steps());
   nlohmann::json backup_json = nullptr;
   RunOptions run;
   run.environment = target.resolved.environment.name;
@@ -157,17 +151,16 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
   run.applied_by = CurrentUserAtHost();
   if (plan.steps.empty()) {
     if (console.json()) {
-      console.Json(RunResultJson(command, target, run,
+      console.Json(RunResultJson("down", target, run,
                                  RunResult{{}, status.current_version, status.current_version,
                                            std::chrono::milliseconds(0), 0}));
     } else {
-      console.Line(fmt::format("Nothing to {}: {} is at version {}.",
-                               direction == Direction::kUp ? "apply" : "revert",
+      console.Line(fmt::format("Nothing to revert: {} is at version {}.",
                                target.driver->Describe(), VersionOrNone(status.current_version)));
     }
     return;
   }
-  if (direction == Direction::kDown && plan.steps.size() > 1) {
+  if (plan.steps.size() > 1) {
     Confirm(options, fmt::format("revert {} migrations of {} (down to version {})",
                                  plan.steps.size(), target.driver->Describe(),
                                  VersionOrNone(plan.to_version)));
@@ -179,9 +172,9 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
   } else {
     BackupRequest request;
     request.environment = env.name;
-    request.reason = direction == Direction::kUp ? "before-up" : "before-down";
+    request.reason = "before-down";
     request.migration_version = status.current_version;
-    request.label = fmt::format("before {} to {}", command, VersionOrNone(plan.to_version));
+    request.label = fmt::format("before down to {}", VersionOrNone(plan.to_version));
     BackupResult backup = TakeBackup(*target.driver, BackupStore(BackupDir(target.resolved)),
                                      request, *reporter);
     run.backup_id = backup.manifest.id;
@@ -194,18 +187,15 @@ void RunMigrate(const GlobalOptions& options, const StepOptions& step_options, D
                              Bytes(backup.manifest.RawBytes()),
                              Bytes(backup.manifest.StoredBytes()), FormatDuration(backup.took)));
   }
-  console.Line(fmt::format("{} {} migration{} on {} (environment {}): version {} -> {}",
-                           direction == Direction::kUp ? "Applying" : "Reverting",
+  console.Line(fmt::format("Reverting {} migration{} on {} (environment {}): version {} -> {}",
                            plan.steps.size(), plan.steps.size() == 1 ? "" : "s",
                            target.driver->Describe(), target.resolved.environment.name,
                            VersionOrNone(plan.from_version), VersionOrNone(plan.to_version)));
-  if (direction == Direction::kDown) {
-    console.Line("  using the down SQL stored in safemig_migrations when each was applied");
-  }
+  console.Line("  using the down SQL stored in safemig_migrations when each was applied");
   Migrator migrator(*target.driver, *reporter);
   RunResult result = migrator.Execute(plan, run);
   if (console.json()) {
-    nlohmann::json document = RunResultJson(command, target, run, result);
+    nlohmann::json document = RunResultJson("down", target, run, result);
     document["backup"] = backup_json;
     console.Json(document);
     return;
@@ -380,7 +370,7 @@ void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
   down->add_flag("--skip-backup", down_options->skip_backup,
                  "do not back up first (refused in protected environments)");
   down->callback(
-      [&options, down_options] { RunMigrate(options, *down_options, Direction::kDown); });
+      [&options, down_options] { RunDown(options, *down_options); });
 
   auto dialect = std::make_shared<std::string>("sqlite");
   auto* validate = app.add_subcommand(

@@ -107,6 +107,20 @@ TEST_F(RecoverTest, NextRunRefusesAndNamesTheStatementAndTheCommand) {
   EXPECT_NE(again.err.find("20260102000000"), std::string::npos) << again.err;
   EXPECT_NE(again.err.find("safemig recover"), std::string::npos) << again.err;
   EXPECT_FALSE(TableExists("after_slow"));
+
+  // Going back is refused as well, before it takes a backup of the half-migrated state.
+  const auto backups = [&] {
+    std::size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / ".safemig/backups/default")) {
+      n += entry.is_directory() ? 1 : 0;
+    }
+    return n;
+  };
+  const std::size_t before = backups();
+  auto down = RunSafemig("down" + Args(), dir_.path());
+  EXPECT_EQ(down.exit_code, 9) << down.err;
+  EXPECT_NE(down.err.find("safemig recover"), std::string::npos) << down.err;
+  EXPECT_EQ(backups(), before);
 }
 
 TEST_F(RecoverTest, RecoverRestoresTheBackupTakenBeforeTheRun) {
