@@ -184,6 +184,20 @@ class MySqlDriver : public Driver {
 
   bool HasTable(const std::string& name) override { return TableExists(name); }
 
+  std::optional<std::int64_t> WriteCount() override {
+    // Per-table statistics need userstat=ON; InnoDB's row counters are always there, but
+    // count the whole server, safemig's own rows included.
+    std::int64_t count = 0;
+    GuardMySql("read the InnoDB row counters", [&] {
+      for (const MySqlRow& r : session_->Query(
+               "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_rows_inserted', "
+               "'Innodb_rows_updated', 'Innodb_rows_deleted')")) {
+        count += std::stoll(Str(r[1]));
+      }
+    });
+    return count;
+  }
+
   std::vector<HistoryRow> ReadHistory() override {
     std::vector<HistoryRow> rows;
     if (!TableExists("safemig_migrations")) return rows;

@@ -188,6 +188,18 @@ class PostgresDriver : public Driver {
 
   bool HasTable(const std::string& name) override { return TableExists(name); }
 
+  std::optional<std::int64_t> WriteCount() override {
+    std::optional<std::int64_t> count;
+    Guard("read pg_stat_user_tables", [&] {
+      pqxx::nontransaction tx(*conn_);
+      // Our own tables are excluded: the count is about what the application wrote.
+      count = tx.exec1("SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint "
+                       "FROM pg_stat_user_tables WHERE relname NOT LIKE 'safemig\\_%'")[0]
+                  .as<std::int64_t>();
+    });
+    return count;
+  }
+
   std::vector<HistoryRow> ReadHistory() override {
     std::vector<HistoryRow> rows;
     if (!TableExists("safemig_migrations")) return rows;

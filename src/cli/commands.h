@@ -6,6 +6,7 @@
 
 #include "cli/context.h"
 #include "engine/deploy.h"
+#include "engine/rollback.h"
 
 namespace safemig::cli {
 
@@ -36,6 +37,11 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
 // A no-go whose document or summary was printed: the reason and the way forward go to
 // stderr, and exit_code becomes 5.
 void Refuse(const DeployReport& report, int& exit_code);
+void Refuse(const Error& refusal, int& exit_code);
+// Asks a person at a terminal to type the database name before changing a protected
+// environment; empty (no way to ask) when stdin is not a terminal or in JSON mode.
+std::function<bool(const std::string&)> ApprovalPrompt(const GlobalOptions& options,
+                                                       const std::string& environment);
 // `recover`.
 void SetupRecoverCommand(CLI::App& app, GlobalOptions& options);
 // `lint`.
@@ -47,5 +53,9 @@ LintHook MakeLintHook(const Resolved& resolved, const std::vector<Migration>& fi
 void SetupCiCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
 // `adopt`, `baseline`.
 void SetupAdoptCommands(CLI::App& app, GlobalOptions& options);
+// `rollback`.
+void SetupRollbackCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
+// The rollback plan for a person: both ways back side by side, the choice and why.
+void PrintRollbackPlan(const Console& console, const RollbackPlan& plan);
 
 }  // namespace safemig::cli

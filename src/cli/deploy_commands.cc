@@ -108,6 +108,24 @@ void PrintSummary(const Console& console, const DeployReport& report) {
 }
 
 
+}  // namespace
+
+std::function<bool(const std::string&)> ApprovalPrompt(const GlobalOptions& options,
+                                                       const std::string& environment) {
+  if (!::isatty(STDIN_FILENO) || options.json()) return {};
+  return [environment](const std::string& expected) {
+    std::cerr << fmt::format("Environment {} is protected. Type the database name ({}) to "
+                             "approve: ",
+                             environment, expected)
+              << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    return answer == expected;
+  };
+}
+
+namespace {
+
 DeployRequest MakeRequest(const GlobalOptions& options, const Target& target,
                           const DeployFlags& flags, const std::string& command) {
   DeployRequest request;
@@ -127,17 +145,7 @@ DeployRequest MakeRequest(const GlobalOptions& options, const Target& target,
   request.runner = RunnerName();
   request.applied_by = CurrentUserAtHost();
   request.lint = MakeLintHook(target.resolved, request.files);
-  if (::isatty(STDIN_FILENO) && !options.json()) {
-    request.ask_approval = [env = target.resolved.environment.name](const std::string& expected) {
-      std::cerr << fmt::format("Environment {} is protected. Type the database name ({}) to "
-                               "approve: ",
-                               env, expected)
-                << std::flush;
-      std::string answer;
-      std::getline(std::cin, answer);
-      return answer == expected;
-    };
-  }
+  request.ask_approval = ApprovalPrompt(options, target.resolved.environment.name);
   return request;
 }
 
@@ -200,8 +208,9 @@ void AddPlanOptions(CLI::App& command, DeployFlags& flags) {
 
 // A no-go: the document (JSON) or summary (text) was printed; the reason and the way
 // forward go to stderr, and the exit code is 5.
-void Refuse(const DeployReport& report, int& exit_code) {
-  const Error& refusal = *report.refusal;
+void Refuse(const DeployReport& report, int& exit_code) { Refuse(*report.refusal, exit_code); }
+
+void Refuse(const Error& refusal, int& exit_code) {
   std::cerr << "error: " << RedactSecrets(refusal.what()) << '\n';
   if (!refusal.hint().empty()) std::cerr << "hint: " << RedactSecrets(refusal.hint()) << '\n';
   exit_code = ExitCodeFor(Category::kNoGo);

@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <random>
@@ -31,6 +32,37 @@ std::string FormatIso8601(std::chrono::system_clock::time_point when) {
 }
 
 std::string NowIso8601() { return FormatIso8601(std::chrono::system_clock::now()); }
+
+std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text) {
+  std::tm tm{};
+  int millis = 0;
+  int consumed = 0;
+  const std::string copy(text);
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      consumed != 19) {
+    return std::nullopt;
+  }
+  std::string_view rest = text.substr(19);
+  if (!rest.empty() && rest.front() == '.') {
+    std::size_t digits = 1;
+    while (digits < rest.size() && digits <= 3 && rest[digits] >= '0' && rest[digits] <= '9') {
+      millis = millis * 10 + (rest[digits] - '0');
+      ++digits;
+    }
+    if (digits != 4) return std::nullopt;
+    rest = rest.substr(digits);
+  }
+  if (rest == "Z") rest = {};
+  if (!rest.empty() || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t seconds = timegm(&tm);
+  return std::chrono::system_clock::from_time_t(seconds) + std::chrono::milliseconds(millis);
+}
 
 std::string FormatVersionStamp(std::chrono::system_clock::time_point when) {
   std::tm tm = UtcTm(when);

@@ -2,13 +2,18 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace safemig {
 
 // "2026-11-26T02:47:16.123Z" for `when` (default: now), UTC, millisecond precision.
 std::string FormatIso8601(std::chrono::system_clock::time_point when);
 std::string NowIso8601();
+// The inverse of FormatIso8601: "2026-11-26T02:47:16.123Z", also without the milliseconds
+// or the "Z". nullopt for anything else.
+std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text);
 
 // "20261126024716" for `when`: the version format `safemig new` writes.
 std::string FormatVersionStamp(std::chrono::system_clock::time_point when);

@@ -114,6 +114,11 @@ class Driver {
   virtual QueryResult QueryText(const std::string& sql) = 0;
   // Whether a table (in the target's default schema) exists.
   virtual bool HasTable(const std::string& name) = 0;
+  // Rows users have written (inserted + updated + deleted) as the engine's statistics count
+  // them since they began: approximate, and only the difference between two readings means
+  // anything ("about N writes since the deploy"). nullopt when the engine keeps no such
+  // statistics (SQLite).
+  virtual std::optional<std::int64_t> WriteCount() { return std::nullopt; }
 
   // The current schema and data, canonically. include_metadata: also safemig's own tables.
   virtual Fingerprint TakeFingerprint(bool include_metadata) = 0;

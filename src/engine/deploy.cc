@@ -275,6 +275,14 @@ void RecordRehearsal(DeployReport& report, const Environment& env, RehearsalReco
 void FinishJournal(Driver& driver, std::int64_t journal_id, const DeployReport& report,
                    const DeployRequest& request, const Fingerprint& before,
                    const Fingerprint& after, Reporter& reporter) {
+  // The engine's write counter now, so a rollback can say how many writes since the
+  // deploy a restore would discard.
+  std::optional<std::int64_t> writes;
+  try {
+    writes = driver.WriteCount();
+  } catch (const Error& e) {
+    reporter.Warning(fmt::format("could not read the write statistics: {}", e.what()));
+  }
   try {
     for (JournalEntry& entry : driver.ReadJournal(20)) {
       if (entry.id != journal_id) continue;
@@ -298,6 +306,7 @@ void FinishJournal(Driver& driver, std::int64_t journal_id, const DeployReport& 
       }
       details["verified"] =
           report.verified ? nlohmann::json(*report.verified) : nlohmann::json(nullptr);
+      if (writes) details["writes_after"] = *writes;
       entry.details = RedactSecrets(details.dump());
       driver.UpdateJournal(entry);
       return;

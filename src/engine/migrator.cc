@@ -39,8 +39,7 @@ bool IsKnownVersion(const StatusReport& status, const std::string& version) {
 void ThrowIfPastDeadline(const RunOptions& options, const std::string& when) {
   if (options.deadline && Clock::now() >= *options.deadline) {
     throw Error(Category::kMigrationFailed,
-                fmt::format("the deadline (max_duration) passed {}", when),
-                "raise max_duration, or deploy fewer migrations at once");
+                fmt::format("{} passed {}", options.deadline_name, when), options.deadline_hint);
   }
 }
 
@@ -110,7 +109,7 @@ HistoryRow HistoryRowFor(const Migration& file) {
 }
 
 Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,
-              const std::optional<int>& steps) {
+              const std::optional<int>& steps, bool allow_irreversible) {
   CheckSteps(steps);
   if (to && *to != "0" && !IsKnownVersion(status, *to)) {
     throw Error(Category::kUsage, fmt::format("--to {} matches no migration", *to),
@@ -130,7 +129,9 @@ Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,
     if (to && (*to == "0" ? false : CompareVersions(row.version, *to) <= 0)) break;
     if (limit >= 0 && static_cast<int>(plan.steps.size()) >= limit) break;
     const HistoryRow& stored = *row.applied;
-    if (stored.irreversible || stored.down_sql.find_first_not_of(" \t\r\n") == std::string::npos) {
+    const bool irreversible =
+        stored.irreversible || stored.down_sql.find_first_not_of(" \t\r\n") == std::string::npos;
+    if (irreversible && !allow_irreversible) {
       throw Error(Category::kNoGo,
                   fmt::format("cannot migrate down past {}_{}: it is marked irreversible and "
                               "has no down",
@@ -144,6 +145,7 @@ Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,
     step.source = fmt::format("stored down of {}_{}", stored.version, stored.name);
     step.sql = stored.down_sql;
     step.in_transaction = !stored.no_transaction;
+    step.irreversible = irreversible;
     step.row = stored;
     plan.steps.push_back(std::move(step));
     --kept;
@@ -221,7 +223,15 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
   // is reported before the first migration runs rather than after a revert.
   std::vector<ApplyStep> prepared;
   prepared.reserve(plan.steps.size());
-  for (const PlannedStep& step : plan.steps) prepared.push_back(ToApplyStep(step, options));
+  for (const PlannedStep& step : plan.steps) {
+    if (step.direction == Direction::kDown && step.irreversible) {
+      throw Error(Category::kNoGo, fmt::format("{} is irreversible: it has no down to run",
+                                               Label(step)),
+                  "restore the backup taken before it was applied (`safemig rollback "
+                  "--strategy restore`)");
+    }
+    prepared.push_back(ToApplyStep(step, options));
+  }
   for (const PlannedStep& step : plan.steps) {
     if (step.direction == Direction::kUp && !step.irreversible) {
       SplitSection(step.down_sql, step.down_source, step.down_first_line);
@@ -279,6 +289,7 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
       // migrations this run applied are reverted.
       ThrowIfInterrupted("migrating");
       ThrowIfPastDeadline(options, fmt::format("before {} could start", Label(step)));
+      if (options.before_step) options.before_step(step);
       ApplyStep apply = std::move(prepared[i]);
       apply.row.applied_at = NowIso8601();
       const bool can_roll_back = apply.in_transaction && driver_.capabilities().transactional_ddl;
@@ -336,10 +347,11 @@ RunResult Migrator::Execute(const Plan& plan, const RunOptions& options) {
     details["steps"].push_back({{"version", step.version}, {"name", step.name},
                                 {"took_ms", took.count()}});
   }
-  if (options.deadline && Clock::now() > *options.deadline && !applied.empty()) {
+  if (options.deadline && Clock::now() > *options.deadline && !applied.empty() &&
+      plan.direction == Direction::kUp) {
     // Finished, but later than allowed: the deadline is a promise about the change, so
-    // it is undone like a failure.
-    const std::string why = "the migrations finished after the deadline (max_duration)";
+    // it is undone like a failure. (A rollback that finished late is still back.)
+    const std::string why = "the migrations finished after " + options.deadline_name;
     std::optional<std::string> revert_error =
         options.revert_with_downs ? RevertApplied(applied) : std::optional<std::string>("");
     if (revert_error) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,9 +61,11 @@ Plan PlanUp(const StatusReport& status, const std::optional<std::string>& to,
 
 // Applied migrations to revert, newest first, using the down SQL stored in history (so it
 // works when the files are gone): one by default, `steps`, or every one newer than `to`
-// ("0" reverts all). Throws Error(kNoGo) when one of them is irreversible.
+// ("0" reverts all). Throws Error(kNoGo) when one of them is irreversible, unless
+// `allow_irreversible`: then such steps are in the plan with `irreversible` set and no SQL
+// (for showing what a rollback would have to undo; Execute must not run them).
 Plan PlanDown(const StatusReport& status, const std::optional<std::string>& to,
-              const std::optional<int>& steps);
+              const std::optional<int>& steps, bool allow_irreversible = false);
 
 struct RunOptions {
   std::string environment = "default";
@@ -73,9 +76,14 @@ struct RunOptions {
   // When a step fails, revert the steps this run applied with their downs. Off when the
   // caller restores a backup instead (an engine without transactional DDL).
   bool revert_with_downs = true;
-  // Past this point no further step starts, and a run that finishes past it is undone:
-  // the environment's max_duration.
+  // Past this point no further step starts, and an up run that finishes past it is undone:
+  // the environment's max_duration, or a rollback's --deadline. `deadline_name` says which
+  // in messages.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::string deadline_name = "the deadline (max_duration)";
+  std::string deadline_hint = "raise max_duration, or deploy fewer migrations at once";
+  // Called just before each step starts, e.g. to bound its statements by the deadline.
+  std::function<void(const PlannedStep& step)> before_step;
 };
 
 struct StepOutcome {
