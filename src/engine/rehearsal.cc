@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/sha256.h"
+#include "core/sql_quote.h"
 
 namespace safemig {
 namespace {
@@ -66,23 +68,166 @@ bool DataEqual(const TableData* a, const TableData* b) {
 }
 
 // Whether column `column` of the table line is declared NOT NULL (SQLite's "notnull=1",
-// PostgreSQL's "not null"): then every row holds a value.
+// PostgreSQL's "not null", MySQL's "null=NO"): then every row holds a value.
 bool ColumnIsNotNull(const std::string& table_line, const std::string& column) {
   for (const std::string& item : Split(table_line, " | ")) {
     if (!StartsWith(item, "column " + column + " ")) continue;
     return item.find("notnull=1") != std::string::npos ||
-           item.find(" not null") != std::string::npos;
+           item.find(" not null") != std::string::npos ||
+           item.find(" null=NO ") != std::string::npos;
   }
   return false;
 }
 
-std::string Values(std::int64_t n) { return fmt::format("{} value{}", n, n == 1 ? "" : "s"); }
+// 48211 -> "48,211": loss counts are read by people deciding whether to go ahead.
+std::string Grouped(std::int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string text;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) text.push_back(',');
+    text.push_back(digits[i]);
+  }
+  return n < 0 ? "-" + text : text;
+}
+
+std::string Counted(std::int64_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", Grouped(n), n == 1 ? one : many);
+}
+
+// The parts of a name as the fingerprint shows it (public.customer, or double-quoted parts
+// for odd names): split at dots outside quotes, quotes removed and doubled quotes undone.
+std::vector<std::string> NameParts(const std::string& shown) {
+  std::vector<std::string> parts(1);
+  bool quoted = false;
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const char c = shown[i];
+    if (c == '"') {
+      if (quoted && i + 1 < shown.size() && shown[i + 1] == '"') {
+        parts.back().push_back('"');
+        ++i;
+      } else {
+        quoted = !quoted;
+      }
+    } else if (c == '.' && !quoted) {
+      parts.emplace_back();
+    } else {
+      parts.back().push_back(c);
+    }
+  }
+  return parts;
+}
+
+// A shown name as SQL for `dialect`: MySQL quotes with backticks (double quotes are string
+// literals there unless ANSI_QUOTES is on), the others with double quotes.
+std::string QuotedFor(Dialect dialect, const std::string& shown) {
+  std::string sql;
+  for (const std::string& part : NameParts(shown)) {
+    if (!sql.empty()) sql.push_back('.');
+    if (dialect != Dialect::kMySql) {
+      sql += QuoteIdentifier(part);
+      continue;
+    }
+    sql.push_back('`');
+    for (char c : part) {
+      sql.push_back(c);
+      if (c == '`') sql.push_back('`');
+    }
+    sql.push_back('`');
+  }
+  return sql;
+}
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// The words of `sql` in lower case; quotes and backticks end a word, so "phone", `phone`
+// and phone are all the word phone.
+std::set<std::string> Words(const std::string& sql) {
+  std::set<std::string> words;
+  std::string word;
+  for (char c : sql) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' ||
+        static_cast<unsigned char>(c) >= 0x80) {
+      word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    } else if (!word.empty()) {
+      words.insert(std::move(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) words.insert(std::move(word));
+  return words;
+}
+
+// Whether the SQL whose `words` and lower-cased `text` are given names `name` (one part of
+// a shown name): as a word, or, for a name that is not one word ("the note"), anywhere.
+bool Names(const std::set<std::string>& words, const std::string& text, const std::string& name) {
+  const std::string lower = Lower(name);
+  if (words.count(lower) != 0) return true;
+  const std::set<std::string> own = Words(lower);
+  return !(own.size() == 1 && *own.begin() == lower) && text.find(lower) != std::string::npos;
+}
+
+// Non-NULL values per nullable column, keyed by CountKey of the names the fingerprint shows.
+using ValueCounts = std::map<std::string, std::int64_t>;
+
+std::string CountKey(const std::string& table, const std::string& column) {
+  return table + "\n" + column;
+}
+
+// Counts, on the copy before `up` runs, the non-NULL values of the nullable columns the up
+// may drop: those of tables holding rows whose table and column names both occur in an
+// up that says DROP. A NOT NULL column needs no query (every row holds a value), nor does
+// a dropped table (the fingerprint counts its rows exactly). One query per table, so a
+// migration that drops nothing costs nothing; a column dropped without being named (a
+// table rebuilt under another name) keeps the row count as its upper bound.
+ValueCounts CountDroppableValues(Driver& copy, const Fingerprint& before, const std::string& up) {
+  ValueCounts counts;
+  const std::set<std::string> words = Words(up);
+  if (words.count("drop") == 0) return counts;
+  const std::string text = Lower(up);
+  for (const auto& [key, line] : before.objects) {
+    if (!StartsWith(key, "columns ")) continue;
+    const std::string table = key.substr(8);
+    const TableData* data = DataOf(before, table);
+    if (data == nullptr || data->rows == 0) continue;
+    if (!Names(words, text, NameParts(table).back())) continue;
+    auto table_line = before.objects.find("table " + table);
+    if (table_line == before.objects.end()) continue;
+    std::vector<std::string> columns;
+    for (const std::string& column : Split(Details(key, line), ", ")) {
+      if (!Names(words, text, NameParts(column).back())) continue;
+      if (ColumnIsNotNull(table_line->second, column)) continue;
+      columns.push_back(column);
+    }
+    if (columns.empty()) continue;
+    std::string sql = "SELECT ";
+    for (size_t i = 0; i < columns.size(); ++i) {
+      if (i > 0) sql += ", ";
+      sql += "COUNT(" + QuotedFor(copy.dialect(), columns[i]) + ")";
+    }
+    sql += " FROM " + QuotedFor(copy.dialect(), table);
+    try {
+      QueryResult result = copy.QueryText(sql);
+      if (result.rows.size() != 1 || result.rows[0].size() != columns.size()) continue;
+      for (size_t i = 0; i < columns.size(); ++i) {
+        const std::optional<std::string>& value = result.rows[0][i];
+        if (value) counts[CountKey(table, columns[i])] = std::stoll(*value);
+      }
+    } catch (const Error& e) {
+      // A name this reading of the fingerprint got wrong: the bound is reported instead.
+      if (e.category() == Category::kInternal) throw;
+    }
+  }
+  return counts;
+}
 
 // What applying the up from `before` to `after` destroys that `restored` (the state after
 // the down, or nullptr when no down runs) does not bring back: rows of dropped tables and
-// values of dropped columns.
+// values of dropped columns (exact where `counts` has them, else bounded by the rows).
 std::vector<std::string> DataLoss(const Fingerprint& before, const Fingerprint& after,
-                                  const Fingerprint* restored) {
+                                  const Fingerprint* restored, const ValueCounts& counts) {
   std::vector<std::string> loss;
   for (const auto& [key, line] : before.objects) {
     if (StartsWith(key, "table ")) {
@@ -90,8 +235,8 @@ std::vector<std::string> DataLoss(const Fingerprint& before, const Fingerprint& 
       const TableData* had = DataOf(before, table);
       if (had == nullptr || had->rows == 0 || after.objects.count(key) != 0) continue;
       if (restored != nullptr && DataEqual(had, DataOf(*restored, table))) continue;
-      loss.push_back(fmt::format("dropping table {} loses {} row{}", table, had->rows,
-                                 had->rows == 1 ? "" : "s"));
+      loss.push_back(
+          fmt::format("dropping table {} loses {}", table, Counted(had->rows, "row", "rows")));
     } else if (StartsWith(key, "columns ")) {
       const std::string table = key.substr(8);
       auto now = after.objects.find(key);
@@ -104,16 +249,18 @@ std::vector<std::string> DataLoss(const Fingerprint& before, const Fingerprint& 
       auto table_line = before.objects.find("table " + table);
       for (const std::string& column : Split(Details(key, line), ", ")) {
         if (kept.count(column) != 0) continue;
-        const bool not_null = table_line != before.objects.end() &&
-                              ColumnIsNotNull(table_line->second, column);
-        // The fingerprint counts rows, not NULLs: a nullable column loses at most the
-        // table's row count.
-        loss.push_back(not_null ? fmt::format("dropping column {}.{} loses {} non-null {}",
-                                              table, column, had->rows,
-                                              had->rows == 1 ? "value" : "values")
-                                : fmt::format("dropping column {}.{} loses up to {} (one per "
-                                              "row; NULLs not told apart)",
-                                              table, column, Values(had->rows)));
+        std::optional<std::int64_t> values;
+        if (table_line != before.objects.end() && ColumnIsNotNull(table_line->second, column)) {
+          values = had->rows;
+        } else if (auto counted = counts.find(CountKey(table, column)); counted != counts.end()) {
+          values = counted->second;
+        }
+        if (values && *values == 0) continue;  // only NULLs: nothing to lose
+        loss.push_back(values ? fmt::format("dropping column {}.{} loses {}", table, column,
+                                            Counted(*values, "non-null value", "non-null values"))
+                              : fmt::format("dropping column {}.{} loses up to {} (one per "
+                                            "row; NULLs not told apart)",
+                                            table, column, Counted(had->rows, "value", "values")));
       }
     }
   }
@@ -438,6 +585,7 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
       }
       ThrowIfInterrupted("rehearsing");
       const Fingerprint before = current;
+      const ValueCounts counts = CountDroppableValues(*copy, before, step.sql);
       try {
         m.up = RunOne(migrator, step, run);
       } catch (const Error& e) {
@@ -454,7 +602,7 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
       const Fingerprint after_up = copy->TakeFingerprint(false);
       if (step.irreversible) {
         m.outcome = "irreversible";
-        m.data_loss = DataLoss(before, after_up, nullptr);
+        m.data_loss = DataLoss(before, after_up, nullptr, counts);
         current = after_up;
         reporter.Note(fmt::format("  {}: up {}; marked irreversible, its down is not run: "
                                   "rollback must restore",
@@ -478,7 +626,7 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
       SchemaComparison back = CompareSchemas(before, after_down);
       m.differences = back.differences;
       m.column_order = back.column_order;
-      m.data_loss = DataLoss(before, after_up, &after_down);
+      m.data_loss = DataLoss(before, after_up, &after_down, counts);
       if (!back.differences.empty()) {
         m.outcome = "down_differs";
         m.rollback_path = "restore";

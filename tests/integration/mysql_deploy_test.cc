@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "engine/deploy.h"
+#include "server_deploy_fixture.h"
 #include "server_env.h"
 #include "test_util.h"
 #include "unit/deploy_fixture.h"
@@ -21,16 +22,7 @@ using testing::TempDir;
 class MySqlDeployTest : public ::testing::Test {
  protected:
   DeployRequest Request(const DatabaseUrl& url, const std::vector<Migration>& files) {
-    DeployRequest request;
-    request.environment.name = "it";
-    request.environment.backups = dir_ / "backups";
-    request.environment.lock_timeout = std::chrono::seconds(5);
-    request.url = url;
-    request.files = files;
-    request.runner = "tester pid 1";
-    request.applied_by = "tester";
-    request.jobs = 2;
-    return request;
+    return testing::ServerDeployRequest(url, dir_ / "backups", files);
   }
 
   TempDir dir_;
