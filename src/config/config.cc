@@ -375,6 +375,68 @@ class Loader {
     return ParseDuration(*expanded, Where(node, key));
   }
 
+  // [environments.NAME.watch]. Like the environment's own keys, keys it does not know are
+  // left alone; known ones must have the right type and range.
+  WatchConfig LoadWatch(const toml::node& section, const std::string& prefix,
+                        const std::string& environment) const {
+    const toml::table* table = section.as_table();
+    if (table == nullptr) {
+      throw ConfigError(Where(section, prefix) + " must be a section",
+                        "write [" + prefix + "] with checks = [\"SELECT ...\"] inside");
+    }
+    WatchConfig watch;
+    for (auto&& [key_node, node] : *table) {
+      const std::string key(key_node.str());
+      const std::string path = prefix + "." + key;
+      if (key == "checks" || key == "check_cmds") {
+        std::vector<std::string>& into = key == "checks" ? watch.checks : watch.check_cmds;
+        const toml::array* array = node.as_array();
+        if (array == nullptr) {
+          throw ConfigError(Where(node, path) + " must be an array of strings",
+                            "write " + key + " = [\"...\", \"...\"]");
+        }
+        for (const toml::node& element : *array) {
+          const toml::value<std::string>* text = element.as_string();
+          if (text == nullptr || text->get().empty()) {
+            throw ConfigError(Where(element, path) + " must list non-empty strings",
+                              "write " + key + " = [\"...\", \"...\"]");
+          }
+          // An unset variable defers the error to when this environment is chosen.
+          if (auto expanded = ExpandIn(text->get(), element, path, environment, "watch")) {
+            into.push_back(std::move(*expanded));
+          }
+        }
+      } else if (key == "every" || key == "for" || key == "check_timeout" ||
+                 key == "rollback_deadline") {
+        std::optional<std::string> expanded;
+        if (const toml::value<std::string>* text = node.as_string()) {
+          expanded = ExpandIn(text->get(), node, path, environment, "watch");
+        }
+        std::optional<milliseconds> value = Duration(node, path, expanded);
+        if (value && value->count() <= 0) {
+          throw ConfigError(Where(node, path) + " must be longer than 0s",
+                            "write a duration such as \"30s\"");
+        }
+        if (key == "every") watch.every = value;
+        if (key == "for") watch.duration = value;
+        if (key == "check_timeout") watch.check_timeout = value;
+        if (key == "rollback_deadline") watch.rollback_deadline = value;
+      } else if (key == "failures") {
+        const toml::value<int64_t>* count = node.as_integer();
+        if (count == nullptr || count->get() < 1 || count->get() > 1000) {
+          throw ConfigError(Where(node, path) + " must be a whole number from 1 to 1000",
+                            "write failures = 3: that many failing ticks in a row trigger");
+        }
+        watch.failures = static_cast<int>(count->get());
+      } else if (key == "auto_rollback") {
+        const toml::value<bool>* flag = node.as_boolean();
+        if (flag == nullptr) throw ConfigError(Where(node, path) + " must be true or false");
+        watch.auto_rollback = flag->get();
+      }
+    }
+    return watch;
+  }
+
   Environment LoadEnvironment(const std::string& name, const toml::node& section) const {
     const std::string prefix = "environments." + name;
     const toml::table* table = section.as_table();
@@ -430,8 +492,17 @@ class Loader {
       } else if (key == "rehearsal_url") {
         RequireString(node, path);
         if (expanded) env.rehearsal_url = NonEmpty(node, path, *expanded);
+      } else if (key == "watch") {
+        env.watch = LoadWatch(node, path, name);
       }
+      const size_t deferred_before = deferred_ != nullptr ? deferred_->size() : 0;
       env.raw[key] = RawText(node, expanded, path, name, key);
+      // LoadWatch deferred its unset variables with their own lines and keys already; the
+      // copy RawText expands has lost both.
+      if (key == "watch" && deferred_ != nullptr) {
+        deferred_->erase(deferred_->begin() + static_cast<std::ptrdiff_t>(deferred_before),
+                         deferred_->end());
+      }
     }
     if (!has_url) {
       throw ConfigError(

@@ -12,6 +12,10 @@
 //   max_duration = "15m"                        # apply deadline: past it, roll back
 //   rehearsal_url = "postgres://ci@db-scratch/postgres"   # server for the staging copy
 //   rehearsal_max_age = "24h"                   # how long a passing rehearsal counts
+//   [environments.staging.watch]                # health checks after a deploy
+//   checks = ["orders_ok: SELECT count(*) > 0 FROM orders"]
+//   check_cmds = ["curl -fsS https://staging.example.com/health"]
+//   every = "30s"; for = "30m"; failures = 3; auto_rollback = true
 //
 // ${VAR} is expanded from the process environment in every string value (an unset
 // variable is an error; a set but empty one expands to ""; "$${" is a literal "${";
@@ -33,6 +37,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/duration.h"
 
@@ -56,6 +61,20 @@ struct DeployWindow {
 // parsed as something else would let a deploy through at the wrong hour.
 DeployWindow ParseDeployWindow(std::string_view text, std::string_view where);
 
+// [environments.NAME.watch]: the health checks `watch` and `deploy --watch` run, and how
+// (docs/watch.md). Every value is optional; the command line adds checks and overrides
+// the rest.
+struct WatchConfig {
+  std::vector<std::string> checks;      // SQL; a "NAME: " prefix names the check
+  std::vector<std::string> check_cmds;  // shell commands, same naming
+  std::optional<std::chrono::milliseconds> every;
+  std::optional<std::chrono::milliseconds> duration;  // `for`
+  std::optional<int> failures;                        // >= 1
+  std::optional<bool> auto_rollback;
+  std::optional<std::chrono::milliseconds> check_timeout;
+  std::optional<std::chrono::milliseconds> rollback_deadline;
+};
+
 struct Environment {
   std::string name;
   std::string url;  // after ${VAR} expansion; may contain a password: never print raw
@@ -70,6 +89,7 @@ struct Environment {
   std::optional<std::chrono::milliseconds> max_duration;
   std::optional<std::string> rehearsal_url;  // after expansion; may hold a password
   std::chrono::milliseconds rehearsal_max_age{std::chrono::hours(24)};
+  WatchConfig watch;
   // Every key of the [environments.NAME] table, after expansion, for the policies of
   // later features (window, promote_from, ...). Unknown keys are kept, not rejected.
   // Strings are stored as their (expanded) text, booleans as "true"/"false", anything

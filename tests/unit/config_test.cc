@@ -380,6 +380,71 @@ url = "sqlite:y"
   EXPECT_TRUE(Contains(prod.raw.at("freeze"), "'09:00'")) << prod.raw.at("freeze");
 }
 
+TEST_F(LoadConfigTest, LoadsTheWatchSection) {
+  setenv("SAFEMIG_TEST_PASS", "tok", 1);
+  WriteFile("safemig.toml", R"([environments.prod]
+url = "sqlite:x"
+[environments.prod.watch]
+checks = ["orders_ok: SELECT count(*) > 0 FROM orders", "SELECT 1"]
+check_cmds = ["curl -H 'Authorization: Bearer ${SAFEMIG_TEST_PASS}' http://app/health"]
+every = "15s"
+for = "10m"
+failures = 2
+auto_rollback = true
+check_timeout = "5s"
+rollback_deadline = "2m"
+colour = "blue"
+[environments.dev]
+url = "sqlite:y"
+)");
+  Config config = LoadConfig("safemig.toml");
+  const WatchConfig& watch = config.environments.at("prod").watch;
+  EXPECT_EQ(watch.checks, (std::vector<std::string>{"orders_ok: SELECT count(*) > 0 FROM orders",
+                                                    "SELECT 1"}));
+  ASSERT_EQ(watch.check_cmds.size(), 1u);
+  EXPECT_TRUE(Contains(watch.check_cmds[0], "Bearer tok")) << watch.check_cmds[0];
+  EXPECT_EQ(watch.every, milliseconds(15'000));
+  EXPECT_EQ(watch.duration, milliseconds(600'000));
+  EXPECT_EQ(watch.failures, 2);
+  EXPECT_EQ(watch.auto_rollback, true);
+  EXPECT_EQ(watch.check_timeout, milliseconds(5'000));
+  EXPECT_EQ(watch.rollback_deadline, milliseconds(120'000));
+  // An environment without the section has no checks and no values.
+  const WatchConfig& dev = config.environments.at("dev").watch;
+  EXPECT_TRUE(dev.checks.empty());
+  EXPECT_FALSE(dev.every || dev.failures || dev.auto_rollback);
+}
+
+TEST_F(LoadConfigTest, RejectsMistypedWatchSettingsNamingThem) {
+  const std::string head = "[environments.prod]\nurl = \"sqlite:x\"\n";
+  struct Case {
+    std::string body;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"watch = \"SELECT 1\"\n", "safemig.toml:3: environments.prod.watch must be a section"},
+           {"[environments.prod.watch]\nchecks = \"SELECT 1\"\n",
+            "safemig.toml:4: environments.prod.watch.checks must be an array of strings"},
+           {"[environments.prod.watch]\ncheck_cmds = [1]\n",
+            "environments.prod.watch.check_cmds must list non-empty strings"},
+           {"[environments.prod.watch]\nchecks = [\"\"]\n", "must list non-empty strings"},
+           {"[environments.prod.watch]\nevery = 30\n",
+            "environments.prod.watch.every must be a duration string"},
+           {"[environments.prod.watch]\nfor = \"30 min\"\n", "\"30 min\" is not a duration"},
+           {"[environments.prod.watch]\nevery = \"0s\"\n",
+            "environments.prod.watch.every must be longer than 0s"},
+           {"[environments.prod.watch]\nfailures = 0\n",
+            "environments.prod.watch.failures must be a whole number from 1 to 1000"},
+           {"[environments.prod.watch]\nfailures = \"3\"\n", "must be a whole number"},
+           {"[environments.prod.watch]\nauto_rollback = \"yes\"\n",
+            "environments.prod.watch.auto_rollback must be true or false"},
+       }) {
+    WriteFile("safemig.toml", head + c.body);
+    std::string message = ErrorOf([] { LoadConfig("safemig.toml"); });
+    EXPECT_TRUE(Contains(message, c.expected)) << c.body << " -> " << message;
+  }
+}
+
 // Resolve ------------------------------------------------------------------------------
 
 TEST_F(ResolveTest, UsesDefaultEnvironmentForUrlAlone) {
@@ -578,6 +643,25 @@ url = "postgres://app:${SAFEMIG_TEST_PROD}@prod/app"
             "safemig.toml:5: environments.prod.url uses ${SAFEMIG_TEST_PROD}, which is not set");
   // LoadConfig itself stays strict.
   ErrorOf([] { LoadConfig("safemig.toml"); });
+}
+
+TEST_F(ResolveTest, UnsetVariableInAWatchCheckOnlyMattersForItsEnvironment) {
+  WriteFile("safemig.toml", R"(default_environment = "dev"
+[environments.dev]
+url = "sqlite:dev.db"
+[environments.prod]
+url = "sqlite:prod.db"
+[environments.prod.watch]
+check_cmds = ["curl -H 'Authorization: Bearer ${SAFEMIG_TEST_PROD}' http://app/health"]
+)");
+  EXPECT_EQ(Resolve(Selection{}).environment.name, "dev");
+  Selection prod;
+  prod.env = "prod";
+  std::string message = ErrorOf([&] { Resolve(prod); });
+  EXPECT_TRUE(Contains(message, "environments.prod.watch.check_cmds uses ${SAFEMIG_TEST_PROD}"))
+      << message;
+  setenv("SAFEMIG_TEST_PROD", "s3cret", 1);
+  EXPECT_TRUE(Contains(Resolve(prod).environment.watch.check_cmds.at(0), "Bearer s3cret"));
 }
 
 TEST_F(ResolveTest, ToleratesUnsetUrlVariableWhenUrlIsOverridden) {
