@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   safemig::cli::SetupLintCommand(app, options, exit_code);
   safemig::cli::SetupAdoptCommands(app, options);
   safemig::cli::SetupCiCommand(app, options, exit_code);
+  safemig::cli::SetupWatchCommand(app, options, exit_code);
   safemig::cli::SetupRollbackCommand(app, options, exit_code);
   try {
     app.parse(argc, argv);

@@ -19,6 +19,32 @@ void SetupMigrateCommands(CLI::App& app, GlobalOptions& options, int& exit_code)
 // `deploy`, `rehearse`, `plan`.
 void SetupDeployCommands(CLI::App& app, GlobalOptions& options, int& exit_code);
 
+// The options of a watch, as typed (durations parsed when the watch starts). `watch` binds
+// them as --for, --every, ...; `deploy`/`up` as --watch-for, --watch-every, ... after
+// --watch (docs/watch.md).
+struct WatchOptions {
+  bool enabled = false;  // deploy/up --watch
+  std::string duration;  // --for
+  std::string every;
+  std::string check_timeout;
+  std::string rollback_deadline;
+  int failures = 0;  // 0: not given
+  bool auto_rollback = false;
+  bool no_auto_rollback = false;
+  bool no_config_checks = false;  // watch only
+  std::vector<std::string> checks;
+  std::vector<std::string> check_cmds;
+};
+// `watch`.
+void SetupWatchCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
+// Binds the watch options on `deploy`/`up`: --watch and its --watch-* options.
+void AddDeployWatchOptions(CLI::App& command, WatchOptions& watch);
+// The watch after a deploy that applied migrations (run id `deploy_id`) on `target`: adds
+// "watch" to `document` (the deploy's JSON, printed by the caller) and sets exit_code to
+// 7 when the checks failed.
+void WatchAfterDeploy(const GlobalOptions& options, const WatchOptions& watch, Target& target,
+                      const std::string& deploy_id, nlohmann::json& document, int& exit_code);
+
 // The options of the deploy pipeline, shared by `deploy` and `up`.
 struct DeployFlags {
   std::string to;
@@ -29,6 +55,7 @@ struct DeployFlags {
   bool keep = false;           // rehearse --keep
   std::string report;          // --report FILE.html: the go/no-go page
   std::string summary;         // --summary FILE.md: the same in Markdown
+  WatchOptions watch;          // --watch: watch the health checks afterwards
 };
 void AddDeployOptions(CLI::App& command, DeployFlags& flags);
 // Runs the pipeline as `command` ("deploy" or "up"); a no-go sets exit_code to 5.

@@ -223,6 +223,7 @@ void AddDeployOptions(CLI::App& command, DeployFlags& flags) {
                    "environments)");
   command.add_option("--outside-window", flags.outside_window,
                      "deploy outside the environment's window; the REASON is journaled");
+  AddDeployWatchOptions(command, flags.watch);
 }
 
 void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std::string& command,
@@ -244,7 +245,9 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
   }
   DeployReport report = Deploy(target.driver, request, *reporter);
   WriteReports(flags, report);
-  if (console.json()) console.Json(DeployJson(report));
+  // Nothing applied, nothing to watch: a watch could only roll back an earlier deploy.
+  const bool watch = flags.watch.enabled && !report.refusal && !report.migrations.empty();
+  if (console.json() && !watch) console.Json(DeployJson(report));
   if (report.refusal) {
     Refuse(report, exit_code);
     return;
@@ -252,6 +255,7 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
   if (report.pending.empty()) {
     console.Line(fmt::format("Nothing to apply: {} is at version {}.", report.database,
                              VersionOrNone(report.to_version)));
+    if (flags.watch.enabled) console.Line("Nothing was deployed, so there is nothing to watch.");
     return;
   }
   std::string verified = !report.verified ? ""
@@ -264,6 +268,11 @@ void RunDeploy(const GlobalOptions& options, const DeployFlags& flags, const std
                            verified));
   std::string readiness = RollbackReadiness(report);
   if (!readiness.empty()) console.Line(readiness);
+  if (watch) {
+    nlohmann::json document = DeployJson(report);
+    WatchAfterDeploy(options, flags.watch, target, report.run_id, document, exit_code);
+    if (console.json()) console.Json(document);
+  }
 }
 
 void SetupDeployCommands(CLI::App& app, GlobalOptions& options, int& exit_code) {
