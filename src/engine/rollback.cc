@@ -222,7 +222,7 @@ void PlanDownWay(RollbackPlan& plan, std::optional<milliseconds> backup_time,
 
 void PlanRestoreWay(RollbackPlan& plan, const BackupStore& store,
                     const std::optional<BackupEntry>& backup,
-                    const std::vector<RehearsalRecord>& records,
+                    const std::vector<RehearsalRecord>& records, milliseconds verify_time,
                     std::optional<std::int64_t> writes_since) {
   RollbackWay& way = plan.restore;
   if (!backup) {
@@ -240,9 +240,10 @@ void PlanRestoreWay(RollbackPlan& plan, const BackupStore& store,
   auto [restore, restore_basis] = RestoreTime(records, store, manifest);
   std::optional<milliseconds> safety = BackupDuration(manifest);
   if (restore && safety) {
-    way.estimate = *safety + *restore;
-    way.estimate_basis = fmt::format("safety backup {} (as this backup took) + {}",
-                                     FormatDuration(*safety), restore_basis);
+    way.estimate = *safety + *restore + verify_time;
+    way.estimate_basis =
+        fmt::format("safety backup {} (as this backup took) + {} + verify {} (measured now)",
+                    FormatDuration(*safety), restore_basis, FormatDuration(verify_time));
   } else {
     way.estimate_basis = "no estimate: " + restore_basis;
   }
@@ -567,7 +568,7 @@ RollbackPlan PlanRollback(Driver& driver, const RollbackRequest& request) {
   std::optional<milliseconds> backup_time;
   if (backup) backup_time = BackupDuration(*backup->manifest);
   PlanDownWay(plan, backup_time, verify_time, request.skip_backup);
-  PlanRestoreWay(plan, store, backup, records, writes_since);
+  PlanRestoreWay(plan, store, backup, records, verify_time, writes_since);
   Choose(plan, request.strategy);
   const RollbackWay& chosen = ChosenWay(plan);
   plan.over_deadline = request.deadline && chosen.estimate && *chosen.estimate > *request.deadline;
