@@ -26,8 +26,9 @@ std::unique_ptr<Driver> OpenDriver(const DatabaseUrl& url, const OpenOptions& op
               std::string("this build of safemig has no ") + EngineName(url.engine) + " driver");
 }
 
-void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
-                    const RestoreOptions& options, const ArchiveReader::Progress& progress) {
+RestoreReport RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                             const RestoreOptions& options,
+                             const ArchiveReader::Progress& progress) {
   const std::string& engine = archive.manifest().engine;
   if (engine != EngineName(target.engine)) {
     throw Error(Category::kUsage,
@@ -38,19 +39,16 @@ void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
   }
   switch (target.engine) {
     case Engine::kSqlite:
-      RestoreSqliteArchive(archive, target, options, progress);
-      return;
+      return RestoreSqliteArchive(archive, target, options, progress);
     case Engine::kPostgres: {
       int jobs = options.jobs > 0 ? options.jobs
                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-      RestorePostgres(archive, target, options, jobs, progress);
-      return;
+      return RestorePostgres(archive, target, options, jobs, progress);
     }
     case Engine::kMySql: {
       int jobs = options.jobs > 0 ? options.jobs
                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-      RestoreMySql(archive, target, options, jobs, progress);
-      return;
+      return RestoreMySql(archive, target, options, jobs, progress);
     }
   }
   throw Error(Category::kConfig,

@@ -29,6 +29,8 @@
 #include <cppconn/resultset_metadata.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <atomic>
 #include <exception>
 #include <map>
@@ -40,9 +42,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
 #include "core/sql_split.h"
 #include "drivers/mysql/mysql_fingerprint.h"
 #include "drivers/mysql/mysql_session.h"
+#include "drivers/table_restore.h"
 
 namespace safemig {
 namespace {
@@ -672,6 +676,260 @@ void SwapIn(MySqlSession& admin, const ArchiveReader& archive, const RestorePlan
             [&] { admin.Exec("DROP DATABASE " + QuoteMySqlIdentifier(holding)); });
 }
 
+// --- restoring some tables ------------------------------------------------------------
+
+// Reads a data part's first line, "-- safemig table: `name`", and stops.
+class HeaderLineSink : public Sink {
+ public:
+  using Sink::Write;
+  struct Done {};
+  void Write(const char* data, std::size_t size) override {
+    const char* end = static_cast<const char*>(std::memchr(data, '\n', size));
+    line_.append(data, end == nullptr ? size : static_cast<std::size_t>(end - data));
+    if (end != nullptr || line_.size() > 4096) throw Done{};
+  }
+  void Finish() override {}
+  // The table's name, or "" when the line is not a header.
+  std::string Table() const {
+    const std::string prefix = std::string(kTableHeader) + "`";
+    if (line_.rfind(prefix, 0) != 0 || line_.size() < prefix.size() + 1 || line_.back() != '`') {
+      return "";
+    }
+    std::string name;
+    const std::string quoted = line_.substr(prefix.size(), line_.size() - prefix.size() - 1);
+    for (std::size_t i = 0; i < quoted.size(); ++i) {
+      name.push_back(quoted[i]);
+      if (quoted[i] == '`') ++i;  // doubled inside the quotes
+    }
+    return name;
+  }
+
+ private:
+  std::string line_;
+};
+
+// The data part of each table in `keys`.
+std::map<std::string, const PartInfo*> FindTableParts(const ArchiveReader& archive,
+                                                      const RestorePlan& plan,
+                                                      const std::vector<std::string>& keys) {
+  std::map<std::string, const PartInfo*> found;
+  for (const PartInfo* part : plan.tables) {
+    HeaderLineSink header;
+    try {
+      archive.ExtractPart(*part, header);
+    } catch (const HeaderLineSink::Done&) {
+    }
+    const std::string table = header.Table();
+    if (std::find(keys.begin(), keys.end(), table) != keys.end()) found[table] = part;
+  }
+  for (const std::string& key : keys) {
+    if (found.count(key) == 0) throw MissingTablePart(archive.manifest().id, key);
+  }
+  return found;
+}
+
+std::string InList(const std::vector<std::string>& names) {
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ", ") + QuoteMySqlLiteral(name);
+  return list;
+}
+
+// Refuses (Error(kNoGo)) when a foreign key from or to one of `tables` has rows without
+// their referenced row. Runs in the caller's transaction, so it sees the replaced rows.
+void CheckForeignKeys(MySqlSession& session, const std::string& database,
+                      const std::vector<std::string>& tables) {
+  const std::string db = QuoteMySqlLiteral(database);
+  struct Key {
+    std::string child, parent;
+    std::vector<std::pair<std::string, std::string>> columns;  // child column, parent column
+  };
+  std::map<std::string, Key> keys;
+  for (const MySqlRow& r : session.Query(
+           "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME, COLUMN_NAME, "
+           "REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+           "TABLE_SCHEMA = " + db + " AND REFERENCED_TABLE_SCHEMA = " + db +
+           " AND REFERENCED_TABLE_NAME IS NOT NULL AND (TABLE_NAME IN (" + InList(tables) +
+           ") OR REFERENCED_TABLE_NAME IN (" + InList(tables) + ")) ORDER BY TABLE_NAME, "
+           "CONSTRAINT_NAME, ORDINAL_POSITION")) {
+    Key& key = keys[Str(r[1]) + "." + Str(r[0])];
+    key.child = Str(r[1]);
+    key.parent = Str(r[2]);
+    key.columns.emplace_back(Str(r[3]), Str(r[4]));
+  }
+  const std::string qdb = QuoteMySqlIdentifier(database) + ".";
+  for (const auto& [name, key] : keys) {
+    std::string set;
+    std::string match;
+    for (const auto& [child, parent] : key.columns) {
+      set += " AND c." + QuoteMySqlIdentifier(child) + " IS NOT NULL";
+      match += (match.empty() ? "" : " AND ") + std::string("p.") + QuoteMySqlIdentifier(parent) +
+               " = c." + QuoteMySqlIdentifier(child);
+    }
+    const std::int64_t broken = std::stoll(Str(session.Value(
+        "SELECT COUNT(*) FROM " + qdb + QuoteMySqlIdentifier(key.child) + " c WHERE 1 = 1" + set +
+        " AND NOT EXISTS (SELECT 1 FROM " + qdb + QuoteMySqlIdentifier(key.parent) +
+        " p WHERE " + match + ")")));
+    if (broken > 0) {
+      throw ForeignKeyRefusal(name.substr(key.child.size() + 1), key.child, key.parent, broken);
+    }
+  }
+}
+
+// Replaces the rows of options.tables in the existing database with the backup's. The
+// parts are loaded into a scratch database first and their rows checked against the
+// manifest; then one transaction deletes the old rows and copies the new ones in with
+// foreign_key_checks off (so no ON DELETE CASCADE reaches other tables), and checks the
+// keys itself before the commit. MySQL cannot switch triggers off for a session, so a
+// table with triggers is refused rather than have them fire for every row.
+RestoreReport ReplaceTables(const ArchiveReader& archive, const DatabaseUrl& target,
+                            const RestorePlan& plan, const RestoreOptions& options,
+                            const std::string& schema, const DatabaseOptions& database_options,
+                            SharedProgress& progress) {
+  const Manifest& manifest = archive.manifest();
+  const std::string& database = target.database;
+  const std::string shown = QuoteMySqlIdentifier(database);
+  const auto parts = FindTableParts(archive, plan, options.tables);
+  MySqlSession session(target, database);
+  GuardMySql("read the tables to replace", [&] {
+    const Fingerprint now = FingerprintMySql(session, database, true, /*hash_rows=*/false);
+    RefuseChangedColumns(manifest.fingerprint, now, options.tables, shown, manifest.id);
+    for (const MySqlRow& r : session.Query(
+             "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+             "TRIGGER_SCHEMA = " + QuoteMySqlLiteral(database) + " AND EVENT_OBJECT_TABLE IN (" +
+             InList(options.tables) + ") ORDER BY 1, 2")) {
+      throw Error(Category::kNoGo,
+                  fmt::format("table {} has trigger {}, which MySQL would fire for every row "
+                              "replaced; nothing was changed",
+                              Str(r[0]), Str(r[1])),
+                  "restore the table into a new database instead and copy the rows you need");
+    }
+  });
+  if (options.before_change) options.before_change();
+
+  const std::string temporary = "safemig_restore_" + RandomSuffix();
+  MySqlSession admin(target, std::string());
+  InContext("cannot create the database to load the tables into", [&] {
+    admin.Exec(CreateDatabaseSql(temporary, database_options));
+  });
+  CreatedDatabase created(admin, temporary);
+  {
+    MySqlSession scratch(target, temporary);
+    InContext("cannot restore the schema", [&] { RunScript(scratch, schema); });
+    for (const std::string& key : options.tables) {
+      const PartInfo& part = *parts.at(key);
+      LineStatementSink statements(scratch);
+      CountingSink counted(statements, progress);
+      InContext("cannot restore the rows of part " + part.name, [&] {
+        archive.ExtractPart(part, counted);
+        statements.Finish();
+      });
+    }
+    const Fingerprint loaded = GuardMySql("check the loaded tables", [&] {
+      return FingerprintMySql(scratch, temporary, true);
+    });
+    for (const std::string& key : options.tables) {
+      auto expected = manifest.fingerprint.tables.find(key);
+      auto got = loaded.tables.find(key);
+      if (expected != manifest.fingerprint.tables.end() &&
+          (got == loaded.tables.end() || got->second.rows != expected->second.rows ||
+           got->second.content_sha256 != expected->second.content_sha256)) {
+        throw Error(Category::kIntegrity,
+                    fmt::format("table {} loaded from backup {} differs from what was backed "
+                                "up; nothing was changed",
+                                key, manifest.id),
+                    "the backup cannot be trusted; use another one");
+      }
+    }
+  }
+
+  RestoreReport report;
+  const std::string qdb = shown + ".";
+  try {
+    GuardMySql("replace the tables' rows", [&] {
+      session.Exec("SET SESSION foreign_key_checks = 0");
+      session.Exec("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'");
+      session.Exec("START TRANSACTION");
+      for (const std::string& key : options.tables) {
+        const auto started = std::chrono::steady_clock::now();
+        std::string columns;
+        for (const MySqlRow& r : session.Query(
+                 "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA "
+                 "= " + QuoteMySqlLiteral(database) + " AND TABLE_NAME = " +
+                 QuoteMySqlLiteral(key) + " ORDER BY ORDINAL_POSITION")) {
+          if (Str(r[1]).find("GENERATED") != std::string::npos) continue;
+          columns += (columns.empty() ? "" : ", ") + QuoteMySqlIdentifier(Str(r[0]));
+        }
+        const std::string table = QuoteMySqlIdentifier(key);
+        session.Exec("DELETE FROM " + qdb + table);
+        session.Exec("INSERT INTO " + qdb + table + " (" + columns + ") SELECT " + columns +
+                     " FROM " + QuoteMySqlIdentifier(temporary) + "." + table);
+        const std::int64_t rows =
+            std::stoll(Str(session.Value("SELECT COUNT(*) FROM " + qdb + table)));
+        auto expected = manifest.fingerprint.tables.find(key);
+        if (expected != manifest.fingerprint.tables.end() && rows != expected->second.rows) {
+          throw Error(Category::kIntegrity,
+                      fmt::format("table {} holds {} rows after the copy, the backup recorded "
+                                  "{}; nothing was changed",
+                                  key, rows, expected->second.rows));
+        }
+        report.tables.push_back({key, rows, Since(started)});
+      }
+      CheckForeignKeys(session, database, options.tables);
+      session.Exec("COMMIT");
+      session.Exec("SET SESSION foreign_key_checks = 1");
+    });
+  } catch (const Error&) {
+    try {
+      session.Exec("ROLLBACK");
+    } catch (...) {  // closing the session rolls back as well
+    }
+    throw;
+  }
+  return report;
+}
+
+// Drops every table of `database` but `keep` and safemig's own, the foreign keys of the
+// kept tables that point at dropped ones, and the views that no longer work.
+void KeepOnlyTables(MySqlSession& admin, const std::string& database,
+                    const std::vector<std::string>& keep) {
+  const std::string db = QuoteMySqlLiteral(database);
+  const std::string qdb = QuoteMySqlIdentifier(database) + ".";
+  std::vector<std::string> drop;
+  for (const std::string& table : BaseTables(admin, database)) {
+    if (!IsSafemigTable(table) && std::find(keep.begin(), keep.end(), table) == keep.end()) {
+      drop.push_back(table);
+    }
+  }
+  if (drop.empty()) return;
+  for (const MySqlRow& r : admin.Query(
+           "SELECT DISTINCT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE "
+           "WHERE TABLE_SCHEMA = " + db + " AND REFERENCED_TABLE_NAME IN (" + InList(drop) +
+           ") AND TABLE_NAME NOT IN (" + InList(drop) + ")")) {
+    admin.Exec("ALTER TABLE " + qdb + QuoteMySqlIdentifier(Str(r[0])) + " DROP FOREIGN KEY " +
+               QuoteMySqlIdentifier(Str(r[1])));
+  }
+  std::string list;
+  for (const std::string& table : drop) {
+    list += (list.empty() ? "" : ", ") + qdb + QuoteMySqlIdentifier(table);
+  }
+  admin.Exec("SET SESSION foreign_key_checks = 0");
+  admin.Exec("DROP TABLE " + list);
+  admin.Exec("SET SESSION foreign_key_checks = 1");
+  for (bool dropped = true; dropped;) {
+    dropped = false;
+    for (const MySqlRow& r : admin.Query(
+             "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = " + db)) {
+      const std::string view = qdb + QuoteMySqlIdentifier(Str(r[0]));
+      try {
+        admin.Query("SELECT * FROM " + view + " LIMIT 0");
+      } catch (const sql::SQLException&) {
+        admin.Exec("DROP VIEW " + view);
+        dropped = true;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs*/,
@@ -748,7 +1006,7 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
   return fingerprint;
 }
 
-void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
+RestoreReport RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
                   const RestoreOptions& options, int jobs,
                   const ArchiveReader::Progress& progress) {
   const Manifest& manifest = archive.manifest();
@@ -770,6 +1028,12 @@ void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
   SharedProgress shared(progress, manifest.RawBytes());
   const std::string schema = ExtractText(archive, *plan.schema);
   const DatabaseOptions database_options = ParseDatabaseHeader(schema);
+  if (options.replace_existing && !options.tables.empty()) {
+    RestoreReport report =
+        ReplaceTables(archive, target, plan, options, schema, database_options, shared);
+    shared.Complete();
+    return report;
+  }
 
   MySqlSession admin(target, std::string());
   const std::string shown = QuoteMySqlIdentifier(target.database);
@@ -795,9 +1059,19 @@ void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
       });
     }
     CreatedDatabase created(admin, exists ? std::string() : target.database);
+    RestoreReport report;
     try {
       LoadInto(archive, target, target.database, plan, schema, jobs, shared);
       CheckFingerprint(manifest, target, target.database);
+      if (!options.tables.empty()) {
+        GuardMySql("drop the tables not asked for",
+                   [&] { KeepOnlyTables(admin, target.database, options.tables); });
+        for (const std::string& key : options.tables) {
+          auto it = manifest.fingerprint.tables.find(key);
+          report.tables.push_back({key, it == manifest.fingerprint.tables.end() ? 0 : it->second.rows,
+                                   std::chrono::milliseconds(0)});
+        }
+      }
     } catch (const Error& e) {
       if (!exists) throw;
       throw Error(e.category(),
@@ -806,7 +1080,7 @@ void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
     }
     created.Release();
     shared.Complete();
-    return;
+    return report;
   }
 
   const std::string temporary = "safemig_restore_" + RandomSuffix();
@@ -818,6 +1092,7 @@ void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
   CheckFingerprint(manifest, target, temporary);
   SwapIn(admin, archive, plan, target, temporary);
   shared.Complete();
+  return {};
 }
 
 }  // namespace safemig

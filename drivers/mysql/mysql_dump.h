@@ -39,7 +39,7 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int jobs,
 // database first and then swapped in, so a failure leaves the target as it was. Checks
 // every part first and compares the restored fingerprint with the manifest's
 // (Error(kIntegrity) when they differ).
-void RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
+RestoreReport RestoreMySql(const ArchiveReader& archive, const DatabaseUrl& target,
                   const RestoreOptions& options, int jobs,
                   const ArchiveReader::Progress& progress);
 

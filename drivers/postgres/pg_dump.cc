@@ -27,6 +27,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -58,10 +59,12 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "drivers/postgres/pg_connection.h"
 #include "drivers/postgres/pg_fingerprint.h"
 #include "drivers/postgres/pg_row_hash.h"
+#include "drivers/table_restore.h"
 
 extern char** environ;  // NOLINT: POSIX declares it nowhere else
 
@@ -1047,9 +1050,15 @@ HeaderStatus ParseTableHeader(std::string_view text, CopyTarget* target, std::si
 class CopyInSink : public Sink {
  public:
   using Sink::Write;
+  // replace_rows: the table's rows are deleted and the COPY runs in the caller's open
+  // transaction, which End() leaves open (a table restore in place).
   CopyInSink(PGconn* conn, std::string part_name, SharedProgress& progress,
-             const FirstError& errors)
-      : conn_(conn), part_name_(std::move(part_name)), progress_(progress), errors_(errors) {}
+             const FirstError& errors, bool replace_rows = false)
+      : conn_(conn),
+        part_name_(std::move(part_name)),
+        progress_(progress),
+        errors_(errors),
+        replace_rows_(replace_rows) {}
   CopyInSink(const CopyInSink&) = delete;
   CopyInSink& operator=(const CopyInSink&) = delete;
   ~CopyInSink() override {
@@ -1107,7 +1116,7 @@ class CopyInSink : public Sink {
     while (PgResult more{PQgetResult(conn_)}) {
     }
     if (!ok) throw Error(Category::kMigrationFailed, What() + ": " + message);
-    InContext(What(), [&] { return ExecLibpq(conn_, "COMMIT"); });
+    if (!replace_rows_) InContext(What(), [&] { return ExecLibpq(conn_, "COMMIT"); });
     return rows;
   }
 
@@ -1118,6 +1127,7 @@ class CopyInSink : public Sink {
 
   // REQUIRES: End() succeeded.
   [[nodiscard]] std::string Key() const { return PgTableDataKey(target_.schema, target_.table); }
+  [[nodiscard]] std::string Name() const { return target_.Name(); }
   // The fingerprint entry of the lines sent (RowHashSums over them).
   [[nodiscard]] TableData Data() const { return sums_.Data(); }
 
@@ -1132,14 +1142,19 @@ class CopyInSink : public Sink {
   // checks and first reads that follow do not each rewrite every page to set hint bits.
   // PostgreSQL allows it only for a table created or emptied in the same transaction, hence
   // the TRUNCATE of the table pre-data has just created.
+  // In place, TRUNCATE is not possible for a table other tables reference, so the rows are
+  // deleted and written unfrozen.
   void Start() {
     started_ = true;
     InContext(What(), [&] {
-      return ExecLibpq(conn_, fmt::format("BEGIN; TRUNCATE ONLY {}", target_.Name()));
+      return ExecLibpq(conn_, fmt::format(replace_rows_ ? "DELETE FROM ONLY {}"
+                                                        : "BEGIN; TRUNCATE ONLY {}",
+                                          target_.Name()));
     });
     const std::string columns = ColumnList(target_.columns);
-    const std::string sql = fmt::format("COPY {}{}{} FROM STDIN WITH (FREEZE)", target_.Name(),
-                                        columns.empty() ? "" : " ", columns);
+    const std::string sql = fmt::format("COPY {}{}{} FROM STDIN{}", target_.Name(),
+                                        columns.empty() ? "" : " ", columns,
+                                        replace_rows_ ? "" : " WITH (FREEZE)");
     PgResult result(PQexec(conn_, sql.c_str()));
     if (PQresultStatus(result.get()) != PGRES_COPY_IN) {
       throw Error(Category::kMigrationFailed, What() + ": " + ResultMessage(conn_, result.get()));
@@ -1154,6 +1169,7 @@ class CopyInSink : public Sink {
   std::string header_;
   CopyTarget target_;
   RowHashSums sums_;
+  bool replace_rows_ = false;
   bool started_ = false;
   bool copying_ = false;
 };
@@ -1502,6 +1518,241 @@ void CopyTablesIn(const DatabaseUrl& target, const std::string& database,
   }
 }
 
+// --- restoring some tables --------------------------------------------------------------
+
+// Reads a table part's header line and stops: which table the part holds.
+class HeaderSink : public Sink {
+ public:
+  using Sink::Write;
+  struct Done {};
+  explicit HeaderSink(std::string part_name) : part_name_(std::move(part_name)) {}
+  void Write(const char* data, std::size_t size) override {
+    text_.append(data, std::min(size, kMaxHeaderBytes + 1));
+    std::size_t consumed = 0;
+    const HeaderStatus status = ParseTableHeader(text_, &target_, &consumed);
+    if (status == HeaderStatus::kComplete) throw Done{};
+    if (status == HeaderStatus::kMalformed || text_.size() > kMaxHeaderBytes) {
+      throw Error(Category::kIntegrity,
+                  fmt::format("part {} of the backup is not table data: its first line is not "
+                              "a safemig table header",
+                              part_name_),
+                  "the backup cannot be trusted; use another one");
+    }
+  }
+  void Finish() override {}
+  const CopyTarget& target() const { return target_; }
+
+ private:
+  std::string part_name_;
+  std::string text_;
+  CopyTarget target_;
+};
+
+// The table part of each of `keys`, by key, with the table's quoted name.
+std::map<std::string, std::pair<const PartInfo*, std::string>> FindTableParts(
+    const ArchiveReader& archive, const RestorePlan& plan, const std::vector<std::string>& keys) {
+  std::map<std::string, std::pair<const PartInfo*, std::string>> found;
+  for (const PartInfo* part : plan.tables) {
+    HeaderSink header(part->name);
+    try {
+      archive.ExtractPart(*part, header);
+    } catch (const HeaderSink::Done&) {
+    }
+    const std::string key = PgTableDataKey(header.target().schema, header.target().table);
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+      found[key] = {part, header.target().Name()};
+    }
+  }
+  for (const std::string& key : keys) {
+    if (found.count(key) == 0) throw MissingTablePart(archive.manifest().id, key);
+  }
+  return found;
+}
+
+// A foreign key from or to a table being replaced, read before it is set aside.
+struct ForeignKey {
+  std::string name;        // as the catalog has it
+  std::string child;       // referencing table, qualified as regclass prints it
+  std::string parent;      // referenced table
+  std::string definition;  // pg_get_constraintdef
+  std::string check;       // counts the rows of `child` without their `parent` row
+};
+
+std::string RegclassList(PGconn* conn, const std::vector<std::string>& tables) {
+  std::string list;
+  for (const std::string& table : tables) {
+    list += (list.empty() ? "" : ", ") + QuoteLiteral(conn, table) + "::pg_catalog.regclass";
+  }
+  return list;
+}
+
+// The validated foreign keys from or to `tables` (quoted names). Each check is built by the
+// server from the catalog: rows of the referencing table whose key columns are all set
+// (MATCH SIMPLE) and match no referenced row.
+std::vector<ForeignKey> ForeignKeysOf(PGconn* conn, const std::vector<std::string>& tables) {
+  auto columns = [](const std::string& alias, const std::string& keys, const std::string& rel) {
+    return "(SELECT string_agg('" + alias + ".' || quote_ident(a.attname), ', ' ORDER BY k.i) "
+           "FROM unnest(" + keys + ") WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a "
+           "ON a.attrelid = " + rel + " AND a.attnum = k.n)";
+  };
+  const std::string list = RegclassList(conn, tables);
+  const std::string sql = fmt::format(
+      "SELECT c.conname, c.conrelid::pg_catalog.regclass::text, "
+      "c.confrelid::pg_catalog.regclass::text, pg_catalog.pg_get_constraintdef(c.oid), "
+      "format('SELECT count(*) FROM %s c WHERE (%s) IS NOT NULL AND NOT EXISTS (SELECT 1 "
+      "FROM %s p WHERE (%s) = (%s))', c.conrelid::pg_catalog.regclass, {0}, "
+      "c.confrelid::pg_catalog.regclass, {1}, {0}) "
+      "FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.convalidated AND "
+      "c.conparentid = 0 AND (c.conrelid IN ({2}) OR c.confrelid IN ({2})) ORDER BY 2, 1",
+      columns("c", "c.conkey", "c.conrelid"), columns("p", "c.confkey", "c.confrelid"), list);
+  PgResult result = ExecLibpq(conn, sql);
+  std::vector<ForeignKey> keys;
+  for (int row = 0; row < PQntuples(result.get()); ++row) {
+    keys.push_back({Value(result, row, 0), Value(result, row, 1), Value(result, row, 2),
+                    Value(result, row, 3), Value(result, row, 4)});
+  }
+  return keys;
+}
+
+// Refuses before anything changes when this role cannot alter a table the replace needs to
+// (the tables themselves for their triggers, and both ends of their foreign keys).
+void RequireOwnership(PGconn* conn, const std::vector<std::string>& tables,
+                      const std::string& database) {
+  std::vector<std::string> involved = tables;
+  for (const ForeignKey& key : ForeignKeysOf(conn, tables)) {
+    involved.push_back(key.child);
+    involved.push_back(key.parent);
+  }
+  PgResult result = ExecLibpq(
+      conn, fmt::format("SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_class c "
+                        "WHERE c.oid IN ({}) AND NOT pg_catalog.pg_has_role(c.relowner, "
+                        "'USAGE') ORDER BY 1 LIMIT 1",
+                        RegclassList(conn, involved)));
+  if (PQntuples(result.get()) > 0) {
+    throw Error(Category::kMigrationFailed,
+                fmt::format("cannot replace tables in place in {}: this role does not own "
+                            "table {}, whose triggers or foreign keys the replace must set "
+                            "aside; nothing was changed",
+                            database, Value(result, 0, 0)),
+                "connect as the tables' owner, or restore into a new database instead");
+  }
+}
+
+// Replaces the rows of options.tables in the existing database `target` with the backup's,
+// in one transaction. Nothing may fire while rows are deleted and copied: the tables' own
+// enabled triggers are disabled, and the foreign keys from and to them are dropped (an
+// ON DELETE CASCADE from another table would empty it; a NO ACTION key would forbid
+// refilling a referenced table). Before the commit every such key is checked
+// (ForeignKeyRefusal on the first violation) and added back, which the server validates
+// once more, and the triggers are enabled again. This works for the tables' owner; it
+// needs no superuser (session_replication_role would).
+RestoreReport ReplaceTables(const ArchiveReader& archive, const DatabaseUrl& target,
+                            const RestorePlan& plan, const RestoreOptions& options,
+                            const std::string& copy_encoding, SharedProgress& progress) {
+  const Manifest& manifest = archive.manifest();
+  const std::string shown = QuotePgIdentifier(target.database);
+  const auto parts = FindTableParts(archive, plan, options.tables);
+  {
+    FingerprintSession session;
+    const Fingerprint now = session.Run(target, target.database, std::nullopt,
+                                        [](const std::string&) { return false; });
+    RefuseChangedColumns(manifest.fingerprint, now, options.tables, shown, manifest.id);
+  }
+  std::vector<std::string> names;
+  for (const std::string& key : options.tables) names.push_back(parts.at(key).second);
+  PgConn conn = Connect(target, target.database, Session::kCopy, copy_encoding);
+  InContext("cannot read the tables to replace",
+            [&] { RequireOwnership(conn.get(), names, shown); });
+  if (options.before_change) options.before_change();
+  RestoreReport report;
+  try {
+    ExecLibpq(conn.get(), fmt::format("BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+                                      fmt::join(names, ", ")));
+    const std::vector<ForeignKey> keys = ForeignKeysOf(conn.get(), names);
+    for (const ForeignKey& key : keys) {
+      ExecLibpq(conn.get(), fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", key.child,
+                                        QuotePgIdentifier(key.name)));
+    }
+    PgResult triggers = ExecLibpq(
+        conn.get(), fmt::format("SELECT t.tgrelid::pg_catalog.regclass::text, t.tgname FROM "
+                                "pg_catalog.pg_trigger t WHERE t.tgrelid IN ({}) AND NOT "
+                                "t.tgisinternal AND t.tgenabled <> 'D' ORDER BY 1, 2",
+                                RegclassList(conn.get(), names)));
+    auto set_triggers = [&](const char* how) {
+      for (int row = 0; row < PQntuples(triggers.get()); ++row) {
+        ExecLibpq(conn.get(), fmt::format("ALTER TABLE {} {} TRIGGER {}", Value(triggers, row, 0),
+                                          how, QuotePgIdentifier(Value(triggers, row, 1))));
+      }
+    };
+    set_triggers("DISABLE");
+    FirstError errors;
+    for (const std::string& key : options.tables) {
+      const PartInfo& part = *parts.at(key).first;
+      const auto started = std::chrono::steady_clock::now();
+      CopyInSink sink(conn.get(), part.name, progress, errors, /*replace_rows=*/true);
+      archive.ExtractPart(part, sink);
+      const std::int64_t rows = sink.End();
+      const TableData sent = sink.Data();
+      auto expected = manifest.fingerprint.tables.find(key);
+      if (sent.rows != rows || (part.rows >= 0 && rows != part.rows) ||
+          (expected != manifest.fingerprint.tables.end() &&
+           (expected->second.rows != rows ||
+            expected->second.content_sha256 != sent.content_sha256))) {
+        throw Error(Category::kIntegrity,
+                    fmt::format("{}: {} rows restored, which differ from what was backed up; "
+                                "nothing was changed",
+                                sink.What(), rows),
+                    "the backup cannot be trusted; use another one");
+      }
+      report.tables.push_back({key, rows, Since(started)});
+    }
+    for (const ForeignKey& key : keys) {
+      PgResult count = ExecLibpq(conn.get(), key.check);
+      const std::int64_t broken = std::strtoll(Value(count, 0, 0).c_str(), nullptr, 10);
+      if (broken > 0) throw ForeignKeyRefusal(key.name, key.child, key.parent, broken);
+    }
+    for (const ForeignKey& key : keys) {
+      ExecLibpq(conn.get(), fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {}", key.child,
+                                        QuotePgIdentifier(key.name), key.definition));
+    }
+    set_triggers("ENABLE");
+    ExecLibpq(conn.get(), "COMMIT");
+  } catch (const Error&) {
+    try {
+      ExecLibpq(conn.get(), "ROLLBACK");
+    } catch (...) {  // the connection closes next, which rolls back as well
+    }
+    throw;
+  }
+  return report;
+}
+
+// Drops every table of `database` but `keep` (keys) and safemig's own, with CASCADE: views
+// over them and foreign keys to them go too.
+void KeepOnlyTables(const DatabaseUrl& target, const std::string& database,
+                    const std::vector<std::string>& keep) {
+  PgConn conn = Connect(target, database, Session::kPlain);
+  PgResult tables = ExecLibpq(
+      conn.get(), fmt::format("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN "
+                              "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE "
+                              "c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition AND {}",
+                              kUserSchema));
+  std::vector<std::string> drop;
+  for (int row = 0; row < PQntuples(tables.get()); ++row) {
+    const std::string schema = Value(tables, row, 0);
+    const std::string name = Value(tables, row, 1);
+    if (name.rfind("safemig_", 0) == 0) continue;
+    const std::string key = PgTableDataKey(schema, name);
+    if (std::find(keep.begin(), keep.end(), key) == keep.end()) {
+      drop.push_back(QualifiedName(schema, name));
+    }
+  }
+  if (drop.empty()) return;
+  InContext("cannot drop the tables not asked for", [&] {
+    return ExecLibpq(conn.get(), fmt::format("DROP TABLE {} CASCADE", fmt::join(drop, ", ")));
+  });
+}
+
 }  // namespace
 
 std::string StripPsqlMetaCommands(const std::string& sql) {
@@ -1687,7 +1938,7 @@ Fingerprint DumpPostgres(const DatabaseUrl& url, ArchiveWriter& archive, int job
   return result;
 }
 
-void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
+RestoreReport RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
                      const RestoreOptions& options, int jobs,
                      const ArchiveReader::Progress& progress) {
   const Manifest& manifest = archive.manifest();
@@ -1712,6 +1963,11 @@ void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
   const std::optional<DatabaseOptions> database_options = ParseDatabaseHeader(pre_data);
   // The table parts are in the source database's encoding (empty: the target's own).
   const std::string copy_encoding = database_options ? database_options->encoding : "";
+  if (options.replace_existing && !options.tables.empty()) {
+    RestoreReport report = ReplaceTables(archive, target, plan, options, copy_encoding, shared);
+    shared.Complete();
+    return report;
+  }
 
   PgConn admin = ConnectMaintenance(target);
   const bool exists = DatabaseExists(admin.get(), target.database);
@@ -1744,6 +2000,7 @@ void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
   CreatedDatabase created(swap ? admin.get() : nullptr, database);
   const std::string failure_note =
       swap ? "" : fmt::format(" (database {} keeps what was restored so far)", shown);
+  RestoreReport report;
 
   try {
     {
@@ -1810,6 +2067,15 @@ void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
               differences.empty() ? std::string("fingerprint digest") : differences.front()),
           "the backup cannot be trusted; use another one");
     }
+    if (!options.tables.empty()) {
+      KeepOnlyTables(target, database, options.tables);
+      for (const std::string& key : options.tables) {
+        auto it = restored_fingerprint.tables.find(key);
+        report.tables.push_back(
+            {key, it == restored_fingerprint.tables.end() ? 0 : it->second.rows,
+             std::chrono::milliseconds(0)});
+      }
+    }
   } catch (const Error& e) {
     if (failure_note.empty()) throw;
     throw Error(e.category(), e.what() + failure_note, e.hint());
@@ -1837,6 +2103,7 @@ void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
     created.Release();
   }
   shared.Complete();
+  return report;
 }
 
 }  // namespace safemig

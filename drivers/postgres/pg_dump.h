@@ -43,7 +43,7 @@ Fingerprint DumpPostgres(const DatabaseUrl& url, ArchiveWriter& archive, int job
 // catalog as the server describes it, each table's row count as the server took it in and
 // its content hash from the lines sent. Refuses (Error(kUsage)) a backup whose table parts
 // are of the earlier "pg-table-data" kind.
-void RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
+RestoreReport RestorePostgres(const ArchiveReader& archive, const DatabaseUrl& target,
                      const RestoreOptions& options, int jobs,
                      const ArchiveReader::Progress& progress);
 

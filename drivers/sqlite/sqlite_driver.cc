@@ -7,19 +7,26 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <random>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "backup/stream.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/sql_quote.h"
 #include "drivers/sqlite/sqlite_fingerprint.h"
+#include "drivers/table_restore.h"
 
 namespace safemig {
 namespace {
@@ -609,8 +616,192 @@ std::unique_ptr<ScratchDatabase> CreateSqliteScratch(const DatabaseUrl& like) {
   return std::make_unique<SqliteScratch>(like);
 }
 
-void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
-                          const RestoreOptions& options, const ArchiveReader::Progress& progress) {
+namespace {
+
+bool IsMetadataTable(const std::string& name) { return name.rfind("safemig_", 0) == 0; }
+
+// The rows of `key` in `actual` must be the backup's (count and content hash).
+void CheckTableData(const Manifest& manifest, const Fingerprint& actual, const std::string& key) {
+  auto expected = manifest.fingerprint.tables.find(key);
+  auto got = actual.tables.find(key);
+  if (expected == manifest.fingerprint.tables.end()) return;  // the manifest has no figures
+  if (got == actual.tables.end() || got->second.rows != expected->second.rows ||
+      got->second.content_sha256 != expected->second.content_sha256) {
+    throw Error(Category::kIntegrity,
+                fmt::format("table {} restored from backup {} differs from what was backed up "
+                            "({} rows, the backup recorded {})",
+                            key, manifest.id, got == actual.tables.end() ? 0 : got->second.rows,
+                            expected->second.rows),
+                "the backup cannot be trusted; use another one");
+  }
+}
+
+// Drops every table of the restored copy at `path` but `keep` (and safemig's own), then the
+// views that no longer work; checks the kept tables' rows against the manifest.
+RestoreReport KeepOnlyTables(const Manifest& manifest, const std::filesystem::path& path,
+                             const std::vector<std::string>& keep) {
+  SQLite::Database db(path.string(), kCheckOpenFlags, kCheckBusyMs);
+  SQLite::Transaction transaction(db);
+  std::vector<std::string> drop;
+  {
+    SQLite::Statement tables(db, "SELECT name FROM main.sqlite_master WHERE type = 'table' "
+                                 "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
+    while (tables.executeStep()) {
+      const std::string name = tables.getColumn(0).getString();
+      if (!IsMetadataTable(name) && std::find(keep.begin(), keep.end(), name) == keep.end()) {
+        drop.push_back(name);
+      }
+    }
+  }
+  for (const std::string& name : drop) db.exec("DROP TABLE main." + QuoteIdentifier(name));
+  // A view over a dropped table fails when prepared; views over views need more rounds.
+  for (bool dropped = true; dropped;) {
+    dropped = false;
+    std::vector<std::string> views;
+    SQLite::Statement list(db, "SELECT name FROM main.sqlite_master WHERE type = 'view'");
+    while (list.executeStep()) views.push_back(list.getColumn(0).getString());
+    list.reset();
+    for (const std::string& view : views) {
+      try {
+        SQLite::Statement probe(db, "SELECT * FROM main." + QuoteIdentifier(view) + " LIMIT 0");
+      } catch (const SQLite::Exception&) {
+        db.exec("DROP VIEW main." + QuoteIdentifier(view));
+        dropped = true;
+      }
+    }
+  }
+  const Fingerprint actual = FingerprintSqlite(db, /*include_metadata=*/true);
+  RestoreReport report;
+  for (const std::string& key : keep) {
+    CheckTableData(manifest, actual, key);
+    report.tables.push_back({key, actual.tables.at(key).rows, std::chrono::milliseconds(0)});
+  }
+  transaction.commit();
+  return report;
+}
+
+// The "table T" lines of `keys` as the target describes them now, without reading rows:
+// their CREATE TABLE statements fingerprinted in an empty in-memory database.
+Fingerprint TargetTableSchema(SQLite::Database& db, const std::vector<std::string>& keys) {
+  SQLite::Database memory(":memory:", SQLite::OPEN_READWRITE);
+  for (const std::string& key : keys) {
+    SQLite::Statement sql(db, "SELECT sql FROM main.sqlite_master WHERE type = 'table' AND "
+                              "name = ?");
+    sql.bind(1, key);
+    if (sql.executeStep()) memory.exec(sql.getColumn(0).getString());
+  }
+  return FingerprintSqlite(memory, /*include_metadata=*/true);
+}
+
+// The name the rowid goes by in `table` of schema `schema`, or "" for a WITHOUT ROWID
+// table (or one whose columns take all three names).
+std::string RowidName(SQLite::Database& db, const std::string& schema, const std::string& table) {
+  std::set<std::string> names;
+  SQLite::Statement columns(db, "SELECT lower(name) FROM pragma_table_xinfo(?, ?)");
+  columns.bind(1, table);
+  columns.bind(2, schema);
+  while (columns.executeStep()) names.insert(columns.getColumn(0).getString());
+  for (const char* alias : {"rowid", "_rowid_", "oid"}) {
+    if (names.count(alias) != 0) continue;
+    try {
+      SQLite::Statement probe(db, fmt::format("SELECT {} FROM {}.{} LIMIT 0", alias, schema,
+                                              QuoteIdentifier(table)));
+      return alias;
+    } catch (const SQLite::Exception&) {
+      return "";  // WITHOUT ROWID
+    }
+  }
+  return "";
+}
+
+// Replaces the rows of `keys` in the database at `path` with those of the checked copy at
+// `copy`, in one transaction: triggers of those tables are set aside meanwhile (SQLite
+// cannot switch them off, and DDL is transactional here), foreign keys are not enforced
+// during the swap (no ON DELETE CASCADE reaches other tables) but checked before the commit.
+RestoreReport ReplaceTables(const Manifest& manifest, const std::filesystem::path& path,
+                            const std::filesystem::path& copy, const RestoreOptions& options) {
+  SQLite::Database db(path.string(), SQLite::OPEN_READWRITE, kCheckBusyMs);
+  RefuseChangedColumns(manifest.fingerprint, TargetTableSchema(db, options.tables),
+                       options.tables, path.string(), manifest.id);
+  if (options.before_change) options.before_change();
+  db.exec("PRAGMA foreign_keys = OFF");
+  {
+    SQLite::Statement attach(db, "ATTACH DATABASE ? AS safemig_backup");
+    attach.bind(1, copy.string());
+    attach.exec();
+  }
+  RestoreReport report;
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      std::vector<std::string> triggers;
+      for (const std::string& key : options.tables) {
+        SQLite::Statement list(db, "SELECT name, sql FROM main.sqlite_master WHERE type = "
+                                   "'trigger' AND tbl_name = ?");
+        list.bind(1, key);
+        std::vector<std::string> names;
+        while (list.executeStep()) {
+          names.push_back(list.getColumn(0).getString());
+          triggers.push_back(list.getColumn(1).getString());
+        }
+        list.reset();
+        for (const std::string& name : names) db.exec("DROP TRIGGER main." + QuoteIdentifier(name));
+      }
+      for (const std::string& key : options.tables) {
+        const auto started = std::chrono::steady_clock::now();
+        std::vector<std::string> columns;
+        SQLite::Statement list(db, "SELECT name FROM pragma_table_xinfo(?, 'main') WHERE hidden = 0");
+        list.bind(1, key);
+        while (list.executeStep()) columns.push_back(QuoteIdentifier(list.getColumn(0).getString()));
+        const std::string rowid = RowidName(db, "main", key);
+        if (!rowid.empty()) columns.insert(columns.begin(), rowid);
+        const std::string list_sql = fmt::format("{}", fmt::join(columns, ", "));
+        const std::string name = QuoteIdentifier(key);
+        db.exec("DELETE FROM main." + name);
+        const int rows = db.exec(fmt::format("INSERT INTO main.{0} ({1}) SELECT {1} FROM "
+                                             "safemig_backup.{0}",
+                                             name, list_sql));
+        report.tables.push_back({key, rows, Since(started)});
+      }
+      for (const std::string& sql : triggers) db.exec(sql);
+      // Violations that involve a replaced table, on either side, refuse the whole change.
+      SQLite::Statement check(db, "PRAGMA main.foreign_key_check");
+      std::map<std::tuple<std::string, std::string, int>, std::int64_t> broken;
+      while (check.executeStep()) {
+        const std::string child = check.getColumn(0).getString();
+        const std::string parent = check.getColumn(2).getString();
+        const auto& keys = options.tables;
+        if (std::find(keys.begin(), keys.end(), child) != keys.end() ||
+            std::find(keys.begin(), keys.end(), parent) != keys.end()) {
+          ++broken[{child, parent, check.getColumn(3).getInt()}];
+        }
+      }
+      check.reset();
+      if (!broken.empty()) {
+        const auto& [which, count] = *broken.begin();
+        const auto& [child, parent, id] = which;
+        throw ForeignKeyRefusal(fmt::format("#{} of {}", id, child), child, parent, count);
+      }
+      const Fingerprint actual = FingerprintSqlite(db, /*include_metadata=*/true);
+      for (const std::string& key : options.tables) CheckTableData(manifest, actual, key);
+      db.exec("COMMIT");
+    } catch (...) {
+      db.exec("ROLLBACK");
+      throw;
+    }
+  } catch (...) {
+    db.exec("DETACH DATABASE safemig_backup");
+    throw;
+  }
+  db.exec("DETACH DATABASE safemig_backup");
+  return report;
+}
+
+}  // namespace
+
+RestoreReport RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                                   const RestoreOptions& options,
+                                   const ArchiveReader::Progress& progress) {
   namespace fs = std::filesystem;
   const Manifest& manifest = archive.manifest();
   const PartInfo* part = nullptr;
@@ -631,6 +822,12 @@ void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& targe
     throw Error(Category::kUsage,
                 fmt::format("{} already exists; a restore never overwrites it unasked", path.string()),
                 "restore into a new path with --into, or replace it with --in-place");
+  }
+  const bool replace_tables = options.replace_existing && !options.tables.empty();
+  if (replace_tables && !fs::exists(path, ec)) {
+    throw Error(Category::kUsage,
+                fmt::format("{} does not exist, so it has no tables to replace", path.string()),
+                "restore into a new database instead (leave out --in-place)");
   }
   // Nothing is touched until every part has passed its checksum.
   archive.CheckParts();
@@ -673,6 +870,16 @@ void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& targe
                 fmt::format("restored copy of {} is not a usable SQLite database: {}",
                             manifest.id, e.what()));
   }
+  RestoreReport report;
+  try {
+    if (replace_tables) return ReplaceTables(manifest, path, temp, options);
+    if (!options.tables.empty()) report = KeepOnlyTables(manifest, temp, options.tables);
+  } catch (const SQLite::Exception& e) {
+    throw Error(Category::kMigrationFailed,
+                fmt::format("cannot restore tables of {} into {}: SQLite: {}", manifest.id,
+                            path.string(), e.what()),
+                "the target was not changed");
+  }
   if (options.replace_existing) {
     // A WAL left beside the old file would be replayed onto the restored one.
     fs::remove(path.string() + "-wal", ec);
@@ -687,6 +894,7 @@ void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& targe
   }
   guard.Keep();
   SyncDirectory(parent);
+  return report;
 }
 
 }  // namespace safemig

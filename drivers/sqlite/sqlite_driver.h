@@ -21,7 +21,10 @@ std::unique_ptr<Driver> OpenSqliteDriver(const DatabaseUrl& url, const OpenOptio
 std::unique_ptr<ScratchDatabase> CreateSqliteScratch(const DatabaseUrl& like);
 
 // RestoreArchive for SQLite targets (see driver.h).
-void RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
-                          const RestoreOptions& options, const ArchiveReader::Progress& progress);
+// With options.tables in place, the backup is decompressed and checked beside the target,
+// ATTACHed, and the tables' rows replaced in one transaction.
+RestoreReport RestoreSqliteArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                                   const RestoreOptions& options,
+                                   const ArchiveReader::Progress& progress);
 
 }  // namespace safemig

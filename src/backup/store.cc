@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
+#include "core/duration.h"
 #include "core/error.h"
 
 namespace safemig {
@@ -38,13 +39,59 @@ std::string IdSafe(const std::string& text) {
   return out;
 }
 
-// Parses "2026-11-26T02:47:16.123Z" into a time point; nullopt when malformed.
+// Parses ISO 8601 date-times: "2026-11-26T02:47:16.123Z", "2026-11-26 02:47:16+01:00",
+// "2026-11-26T02:47" (no zone: UTC), "2026-11-26" (midnight UTC). nullopt when malformed.
 std::optional<std::chrono::system_clock::time_point> ParseIso(const std::string& text) {
+  using std::chrono::system_clock;
   std::tm tm{};
   std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  in >> std::get_time(&tm, "%Y-%m-%d");
   if (in.fail()) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  std::chrono::milliseconds offset{0};
+  std::chrono::milliseconds fraction{0};
+  if (in.peek() == 'T' || in.peek() == 't' || in.peek() == ' ') {
+    in.get();
+    in >> std::get_time(&tm, "%H:%M");
+    if (in.fail()) return std::nullopt;
+    if (in.peek() == ':') {
+      in.get();
+      int seconds = -1;
+      char tens = static_cast<char>(in.get());
+      char ones = static_cast<char>(in.get());
+      if (std::isdigit(static_cast<unsigned char>(tens)) == 0 ||
+          std::isdigit(static_cast<unsigned char>(ones)) == 0) {
+        return std::nullopt;
+      }
+      seconds = (tens - '0') * 10 + (ones - '0');
+      if (seconds > 60) return std::nullopt;
+      tm.tm_sec = seconds;
+      if (in.peek() == '.' || in.peek() == ',') {
+        in.get();
+        int scale = 100;
+        while (std::isdigit(in.peek()) != 0) {
+          fraction += std::chrono::milliseconds((in.get() - '0') * scale);
+          scale /= 10;
+        }
+      }
+    }
+    const int zone = in.peek();
+    if (zone == 'Z' || zone == 'z') {
+      in.get();
+    } else if (zone == '+' || zone == '-') {
+      in.get();
+      int hours = 0;
+      int minutes = 0;
+      char colon = 0;
+      in >> hours;
+      if (in.peek() == ':') in >> colon;
+      in >> minutes;
+      if (in.fail() || hours > 23 || minutes > 59) return std::nullopt;
+      offset = std::chrono::hours(hours) + std::chrono::minutes(minutes);
+      if (zone == '-') offset = -offset;
+    }
+  }
+  if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
+  return system_clock::from_time_t(timegm(&tm)) + fraction - offset;
 }
 
 bool TakenBeforeChange(const BackupEntry& entry) {
@@ -53,6 +100,53 @@ bool TakenBeforeChange(const BackupEntry& entry) {
 }
 
 }  // namespace
+
+std::optional<std::chrono::system_clock::time_point> ParseCreatedAt(const std::string& text) {
+  return ParseIso(text);
+}
+
+std::chrono::system_clock::time_point ParseBackupTime(const std::string& text,
+                                                      const std::string& flag,
+                                                      std::chrono::system_clock::time_point now) {
+  if (auto point = ParseIso(text)) return *point;
+  try {
+    return now - ParseDuration(text, flag);
+  } catch (const Error&) {
+    throw Error(Category::kUsage,
+                fmt::format("{} '{}' is neither a time nor a duration ago", flag, text),
+                fmt::format("write {} 2026-11-26T02:00:00Z (UTC unless it says +01:00) or "
+                            "{} 2h (two hours ago)",
+                            flag, flag));
+  }
+}
+
+std::vector<BackupEntry> FilterBackups(std::vector<BackupEntry> entries,
+                                       const BackupFilter& filter) {
+  const bool conditions = filter.before || filter.after || filter.version || filter.reason ||
+                          filter.verified_only;
+  std::vector<BackupEntry> kept;
+  for (BackupEntry& entry : entries) {
+    if (conditions) {
+      if (!entry.manifest) continue;
+      const Manifest& m = *entry.manifest;
+      const auto created = ParseIso(m.created_at);
+      if ((filter.before || filter.after) && !created) continue;
+      if (filter.before && !(*created < *filter.before)) continue;
+      if (filter.after && *created < *filter.after) continue;
+      if (filter.version) {
+        const bool none = *filter.version == "0" || *filter.version == "none";
+        if (m.migration_version != (none ? std::string() : *filter.version)) continue;
+      }
+      if (filter.reason && m.reason != *filter.reason) continue;
+      if (filter.verified_only && !entry.verified) continue;
+    }
+    kept.push_back(std::move(entry));
+  }
+  if (filter.limit && kept.size() > static_cast<std::size_t>(std::max(0, *filter.limit))) {
+    kept.erase(kept.begin(), kept.end() - std::max(0, *filter.limit));
+  }
+  return kept;
+}
 
 std::string BackupStore::NewId(const std::string& environment,
                                const std::string& migration_version) const {

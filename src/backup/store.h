@@ -32,6 +32,35 @@ struct Retention {
   std::optional<std::chrono::milliseconds> max_age;  // drop older than this
 };
 
+// Which backups `backup list` shows and `restore --before/--version` choose from. Every
+// condition set must hold; a backup whose manifest cannot be read passes only a filter
+// without conditions (a limit alone).
+struct BackupFilter {
+  std::optional<std::chrono::system_clock::time_point> before;  // created strictly before
+  std::optional<std::chrono::system_clock::time_point> after;   // created at or after
+  std::optional<std::string> version;  // migration_version; "0" or "none": no migration
+  std::optional<std::string> reason;   // manifest reason, e.g. "before-up"
+  bool verified_only = false;
+  std::optional<int> limit;  // only the newest N of those that pass
+};
+
+// The entries of `entries` (oldest first, as List() returns them) that pass `filter`,
+// still oldest first.
+std::vector<BackupEntry> FilterBackups(std::vector<BackupEntry> entries,
+                                       const BackupFilter& filter);
+
+// A point in time as a DBA types it: ISO 8601 ("2026-11-26T02:00:00Z", with fractional
+// seconds, a "+01:00" offset, or no zone meaning UTC; a date alone is its midnight UTC),
+// or a duration ago ("2h", "30m", "1d", "1h30m": that long before `now`). Throws
+// Error(kUsage) naming `flag` otherwise.
+std::chrono::system_clock::time_point ParseBackupTime(const std::string& text,
+                                                      const std::string& flag,
+                                                      std::chrono::system_clock::time_point now);
+
+// A manifest's created_at ("2026-11-26T03:24:07.828Z") as a time point; nullopt when
+// malformed.
+std::optional<std::chrono::system_clock::time_point> ParseCreatedAt(const std::string& text);
+
 class BackupStore {
  public:
   explicit BackupStore(std::filesystem::path dir) : dir_(std::move(dir)) {}

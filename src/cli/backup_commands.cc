@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.h"
 #include "core/clock.h"
@@ -76,11 +77,34 @@ void RunBackupCreate(const GlobalOptions& options, const std::string& label) {
   console.Line(fmt::format("  {}", result.dir.string()));
 }
 
-void RunBackupList(const GlobalOptions& options) {
+// `backup list` filters as typed; times are parsed when the command runs.
+struct ListFilterOptions {
+  std::string before;
+  std::string after;
+  std::string version;
+  std::string reason;
+  bool verified = false;
+  int limit = 0;
+};
+
+BackupFilter ToFilter(const ListFilterOptions& flags) {
+  const auto now = std::chrono::system_clock::now();
+  BackupFilter filter;
+  if (!flags.before.empty()) filter.before = ParseBackupTime(flags.before, "--before", now);
+  if (!flags.after.empty()) filter.after = ParseBackupTime(flags.after, "--after", now);
+  if (!flags.version.empty()) filter.version = flags.version;
+  if (!flags.reason.empty()) filter.reason = flags.reason;
+  filter.verified_only = flags.verified;
+  if (flags.limit > 0) filter.limit = flags.limit;
+  return filter;
+}
+
+void RunBackupList(const GlobalOptions& options, const ListFilterOptions& flags) {
   Console console(options);
   Resolved resolved = Resolve(ToSelection(options));
   BackupStore store(BackupDir(resolved));
-  std::vector<BackupEntry> entries = store.List();
+  const BackupFilter filter = ToFilter(flags);
+  std::vector<BackupEntry> entries = FilterBackups(store.List(), filter);
   if (console.json()) {
     nlohmann::json list = nlohmann::json::array();
     for (const BackupEntry& entry : entries) list.push_back(EntryJson(entry));
@@ -88,21 +112,27 @@ void RunBackupList(const GlobalOptions& options) {
                   {"backups", list}});
     return;
   }
+  const bool filtered = filter.before || filter.after || filter.version || filter.reason ||
+                        filter.verified_only;
   if (entries.empty()) {
-    console.Line(fmt::format("No backups in {}.", store.dir().string()));
+    console.Line(fmt::format("No backups{} in {}.", filtered ? " match" : "",
+                             store.dir().string()));
     return;
   }
-  console.Line(fmt::format("  {:<44} {:<24} {:<16} {:>10} {:>10}  {}", "ID", "CREATED",
-                           "VERSION", "RAW", "STORED", "VERIFIED"));
+  std::size_t width = 2;
+  for (const BackupEntry& entry : entries) width = std::max(width, entry.id.size());
+  console.Line(fmt::format("  {:<{}} {:<24} {:<16} {:<15} {:>10} {:>10}  {}", "ID", width,
+                           "CREATED", "VERSION", "REASON", "RAW", "STORED", "VERIFIED"));
   for (const BackupEntry& entry : entries) {
     if (!entry.manifest) {
-      console.Line(fmt::format("  {:<44} DAMAGED: {}", entry.id, entry.problem));
+      console.Line(fmt::format("  {:<{}} DAMAGED: {}", entry.id, width, entry.problem));
       continue;
     }
     const Manifest& m = *entry.manifest;
-    console.Line(fmt::format("  {:<44} {:<24} {:<16} {:>10} {:>10}  {}", entry.id, m.created_at,
+    console.Line(fmt::format("  {:<{}} {:<24} {:<16} {:<15} {:>10} {:>10}  {}", entry.id,
+                             width, m.created_at,
                              m.migration_version.empty() ? "none" : m.migration_version,
-                             Bytes(m.RawBytes()), Bytes(m.StoredBytes()),
+                             m.reason, Bytes(m.RawBytes()), Bytes(m.StoredBytes()),
                              entry.verified ? "yes (" + entry.verified_by + ")" : "no"));
   }
 }
@@ -224,44 +254,119 @@ DatabaseUrl DefaultRestoreTarget(const DatabaseUrl& source, const std::string& i
   return target;
 }
 
-void RunRestore(const GlobalOptions& options, const std::string& id, const std::string& into,
-                bool in_place) {
+struct RestoreFlags {
+  std::string id;
+  std::string before;
+  std::string version;
+  std::vector<std::string> tables;
+  std::string into;
+  bool in_place = false;
+};
+
+// The backup a restore uses, and in words why that one (empty when named by id).
+std::pair<BackupEntry, std::string> ChooseBackup(const BackupStore& store,
+                                                 const RestoreFlags& flags,
+                                                 const std::string& environment) {
+  const int given = static_cast<int>(!flags.id.empty()) + static_cast<int>(!flags.before.empty()) +
+                    static_cast<int>(!flags.version.empty());
+  if (given != 1) {
+    throw Error(Category::kUsage,
+                "restore needs exactly one of a backup ID, --before TIME or --version V",
+                "list the backups with `safemig backup list`");
+  }
+  if (!flags.id.empty()) return {store.Find(flags.id), std::string()};
+  BackupFilter filter;
+  std::string condition;
+  if (!flags.before.empty()) {
+    filter.before = ParseBackupTime(flags.before, "--before", std::chrono::system_clock::now());
+    condition = "taken before " + FormatIso8601(*filter.before);
+  } else {
+    filter.version = flags.version;
+    condition = "taken at version " + flags.version;
+  }
+  std::vector<BackupEntry> candidates = FilterBackups(store.List(), filter);
+  if (candidates.empty()) {
+    throw Error(Category::kUsage,
+                fmt::format("no backup of environment {} was {} (store {})", environment,
+                            condition, store.dir().string()),
+                "list the backups with `safemig backup list`");
+  }
+  return {candidates.back(),
+          fmt::format("the newest backup of environment {} {}", environment, condition)};
+}
+
+void RunRestore(const GlobalOptions& options, const RestoreFlags& flags) {
+  const std::string& into = flags.into;
+  const bool in_place = flags.in_place;
   Console console(options);
   Resolved resolved = Resolve(ToSelection(options));
   DatabaseUrl source = ParseDatabaseUrl(resolved.environment.url);
   BackupStore store(BackupDir(resolved));
-  BackupEntry entry = store.Find(id);
+  auto [entry, why] = ChooseBackup(store, flags, resolved.environment.name);
+  if (!why.empty()) {
+    const Manifest& m = *entry.manifest;
+    const std::string line = fmt::format(
+        "Chose backup {} (created {}, version {}, reason {}{}): {}.", entry.id, m.created_at,
+        m.migration_version.empty() ? "none" : m.migration_version, m.reason,
+        entry.verified ? ", verified" : ", not verified yet", why);
+    console.Line(line);  // JSON carries it as chosen_because
+  }
+  const std::string what =
+      flags.tables.empty() ? std::string() : fmt::format(" (tables {})", fmt::join(flags.tables, ", "));
   DatabaseUrl target = !into.empty() ? ParseDatabaseUrl(into)
                        : in_place    ? source
                                      : DefaultRestoreTarget(source, entry.id);
   std::unique_ptr<Driver> current;
   std::unique_ptr<MigrationLock> lock;
   if (in_place) {
-    Confirm(options, fmt::format("replace {} with backup {} (the current state is backed up "
+    Confirm(options, fmt::format("replace {}{} with backup {} (the current state is backed up "
                                  "first)",
-                                 target.Redacted(), entry.id));
+                                 target.Redacted(), what, entry.id));
     current = OpenDriver(target, OpenOptions{false, options.jobs});
     lock = current->Lock(resolved.environment.lock_timeout, RunnerName());
     current->EnsureMetadata();
   }
   auto reporter = MakeReporter(console);
   RestoreResult result = RestoreBackup(store, entry.id, target, std::move(current),
-                                       resolved.environment.name, *reporter, options.jobs);
-  JournalRestore(target, result, resolved.environment.name, "restore",
-                 nlohmann::json{{"in_place", in_place}});
+                                       resolved.environment.name, *reporter, options.jobs,
+                                       flags.tables);
+  nlohmann::json tables = nlohmann::json::array();
+  for (const TableRestored& table : result.tables) {
+    tables.push_back({{"table", table.table}, {"rows", table.rows},
+                      {"took_ms", table.took.count()}, {"checked", true}});
+  }
+  nlohmann::json details = {{"in_place", in_place}};
+  if (!result.tables.empty()) details["tables"] = tables;
+  JournalRestore(target, result, resolved.environment.name, "restore", details);
   if (console.json()) {
-    console.Json({{"command", "restore"}, {"ok", true}, {"id", result.manifest.id},
-                  {"target", target.Redacted()}, {"in_place", in_place},
-                  {"safety_backup_id", result.safety_backup_id},
-                  {"migration_version", result.manifest.migration_version},
-                  {"took_ms", result.took.count()}});
+    nlohmann::json out = {{"command", "restore"}, {"ok", true}, {"id", result.manifest.id},
+                          {"target", target.Redacted()}, {"in_place", in_place},
+                          {"safety_backup_id", result.safety_backup_id},
+                          {"migration_version", result.manifest.migration_version},
+                          {"took_ms", result.took.count()}};
+    out["chosen_because"] = why.empty() ? nlohmann::json() : nlohmann::json(why);
+    out["tables"] = result.tables.empty() ? nlohmann::json() : tables;
+    console.Json(out);
     return;
   }
-  console.Line(fmt::format("Restored backup {} into {} in {}: version {}, fingerprint checked.",
-                           result.manifest.id, target.Redacted(), FormatDuration(result.took),
-                           result.manifest.migration_version.empty()
-                               ? "none"
-                               : result.manifest.migration_version));
+  if (!result.tables.empty()) {
+    for (const TableRestored& table : result.tables) {
+      console.Line(fmt::format("  {:<32} {:>10} rows  {}  rows and content hash equal the "
+                               "backup's",
+                               table.table, table.rows,
+                               in_place ? FormatDuration(table.took) : std::string("-")));
+    }
+    console.Line(fmt::format("Restored {} table{} of backup {} {} {} in {}.",
+                             result.tables.size(), result.tables.size() == 1 ? "" : "s",
+                             result.manifest.id, in_place ? "in place in" : "into",
+                             target.Redacted(), FormatDuration(result.took)));
+  } else {
+    console.Line(fmt::format("Restored backup {} into {} in {}: version {}, fingerprint checked.",
+                             result.manifest.id, target.Redacted(), FormatDuration(result.took),
+                             result.manifest.migration_version.empty()
+                                 ? "none"
+                                 : result.manifest.migration_version));
+  }
   if (!result.safety_backup_id.empty()) {
     console.Line(fmt::format("The state it replaced is backup {}.", result.safety_backup_id));
   }
@@ -278,8 +383,21 @@ void SetupBackupCommands(CLI::App& app, GlobalOptions& options) {
   create->add_option("--label", *label, "free text stored in the manifest");
   create->callback([&options, label] { RunBackupCreate(options, *label); });
 
-  backup->add_subcommand("list", "list this environment's backups")
-      ->callback([&options] { RunBackupList(options); });
+  auto list_flags = std::make_shared<ListFilterOptions>();
+  auto* list = backup->add_subcommand("list", "list this environment's backups");
+  list->add_option("--before", list_flags->before,
+                   "only those taken before TIME (2026-11-26T02:00:00Z, or 2h for two hours ago)");
+  list->add_option("--after", list_flags->after, "only those taken at or after TIME");
+  list->add_option("--version", list_flags->version,
+                   "only those taken at migration version V (0: none applied)");
+  list->add_option("--reason", list_flags->reason,
+                   "only those taken for REASON: manual, before-up, before-down, "
+                   "before-restore, before-rollback");
+  list->add_flag("--verified", list_flags->verified,
+                 "only those proven good by a verify, restore or rehearsal");
+  list->add_option("--limit", list_flags->limit, "only the newest N")
+      ->check(CLI::PositiveNumber);
+  list->callback([&options, list_flags] { RunBackupList(options, *list_flags); });
 
   auto show_id = std::make_shared<std::string>();
   auto* show = backup->add_subcommand("show", "show one backup's manifest");
@@ -297,19 +415,24 @@ void SetupBackupCommands(CLI::App& app, GlobalOptions& options) {
   prune->add_flag("--dry-run", *dry_run, "list what would be removed");
   prune->callback([&options, dry_run] { RunBackupPrune(options, *dry_run); });
 
-  auto restore_id = std::make_shared<std::string>();
-  auto into = std::make_shared<std::string>();
-  auto in_place = std::make_shared<bool>(false);
+  auto restore_flags = std::make_shared<RestoreFlags>();
   auto* restore = app.add_subcommand(
       "restore", "restore a backup into a new database (default), --into URL, or --in-place");
-  restore->add_option("id", *restore_id, "backup id, unique prefix, or 'latest'")->required();
-  auto* into_option = restore->add_option("--into", *into, "target database URL (must not exist)");
-  restore->add_flag("--in-place", *in_place,
-                    "replace the environment's database (backs up its current state first)")
+  restore->add_option("id", restore_flags->id, "backup id, unique prefix, or 'latest'");
+  restore->add_option("--before", restore_flags->before,
+                      "instead of an id: the newest backup taken before TIME "
+                      "(2026-11-26T02:00:00Z, or 2h for two hours ago)");
+  restore->add_option("--version", restore_flags->version,
+                      "instead of an id: the newest backup taken at migration version V");
+  restore->add_option("--tables", restore_flags->tables, "only these tables (a,b)")
+      ->delimiter(',');
+  auto* into_option =
+      restore->add_option("--into", restore_flags->into, "target database URL (must not exist)");
+  restore->add_flag("--in-place", restore_flags->in_place,
+                    "replace the environment's database, or with --tables those tables' rows "
+                    "(backs up its current state first)")
       ->excludes(into_option);
-  restore->callback([&options, restore_id, into, in_place] {
-    RunRestore(options, *restore_id, *into, *in_place);
-  });
+  restore->callback([&options, restore_flags] { RunRestore(options, *restore_flags); });
 }
 
 }  // namespace safemig::cli

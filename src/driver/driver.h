@@ -158,19 +158,50 @@ bool ScratchOwnerIsGone(const std::string& name);
 
 struct RestoreOptions {
   // Replace an existing target (in-place restore). Without it an existing target is an
-  // error. The caller takes the safety backup first and closes its own connections.
+  // error. The caller takes the safety backup first and closes its own connections
+  // (with `tables`: the caller takes it in before_change, and may keep its connections).
   bool replace_existing = false;
   // Parallel connections for server databases (0: one per core).
   int jobs = 0;
+  // Only these tables, as keys of the manifest's Fingerprint::tables (the caller checks
+  // they are there). Empty: the whole database.
+  // Without replace_existing: the whole backup is restored and checked as usual, then the
+  // tables not named are dropped (with the views and foreign keys that need them).
+  // With replace_existing: only the rows of these tables are replaced, in one transaction,
+  // after checking that their columns in the target equal the backup's; foreign keys are
+  // checked before the commit (a violation refuses, nothing changed) and counters
+  // (sequences, AUTO_INCREMENT, sqlite_sequence) never go backwards.
+  std::vector<std::string> tables;
+  // With tables and replace_existing: called once the checks passed, before the target is
+  // changed (the caller takes its safety backup here). An exception from it stops the
+  // restore with the target unchanged.
+  std::function<void()> before_change;
+};
+
+// One table of a --tables restore, as restored.
+struct TableRestored {
+  std::string table;  // key in the manifest's Fingerprint::tables
+  std::int64_t rows = 0;
+  // The time replacing its rows took (in place); zero when the table came with a whole
+  // restore (into a new database) and was not timed on its own.
+  std::chrono::milliseconds took{0};
+};
+
+struct RestoreReport {
+  std::vector<TableRestored> tables;  // with RestoreOptions::tables only, in that order
 };
 
 // Restores `archive` into `target` (same engine as the backup). Checks every part before
 // touching the target, and checks afterwards that the target's fingerprint equals the
-// manifest's; on any failure the target is left as it was (for SQLite: built in a
-// temporary file and renamed over the target only once checked). Throws Error(kIntegrity)
-// for a damaged backup, Error(kUsage) for an engine mismatch or an existing target.
-void RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
-                    const RestoreOptions& options, const ArchiveReader::Progress& progress);
+// manifest's (with `tables` in place: that those tables' row counts and content hashes
+// equal the manifest's); on any failure the target is left as it was (for SQLite: built
+// in a temporary file and renamed over the target only once checked). Throws
+// Error(kIntegrity) for a damaged backup, Error(kUsage) for an engine mismatch or an
+// existing target, Error(kNoGo) when a table cannot be replaced in place (its columns
+// changed, a foreign key would break).
+RestoreReport RestoreArchive(const ArchiveReader& archive, const DatabaseUrl& target,
+                             const RestoreOptions& options,
+                             const ArchiveReader::Progress& progress);
 
 struct OpenOptions {
   // Whether a missing SQLite file may be created. Read-only commands pass false, so a

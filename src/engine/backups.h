@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -44,13 +45,24 @@ struct RestoreResult {
   Manifest manifest;
   std::string safety_backup_id;  // in-place only: the backup of what was replaced
   std::chrono::milliseconds took{0};
+  std::vector<TableRestored> tables;  // a restore of some tables only
 };
 
+// The keys of the manifest's tables that `names` mean: an exact key, or a name without
+// its schema ("orders" for "public.orders") when exactly one table has it. Throws
+// Error(kUsage) for a name the backup does not hold (listing what it holds) or one of
+// safemig's own tables.
+std::vector<std::string> ResolveBackupTables(const Manifest& manifest,
+                                             const std::vector<std::string>& names);
+
 // Restores backup `id` into `target`. With `current` (in-place), the current state of the
-// target is backed up into `store` first and `current` is closed before the swap.
+// target is backed up into `store` first (after the checks that can refuse) and `current`
+// is closed before the swap. With `tables`, only those tables (RestoreOptions::tables;
+// resolved with ResolveBackupTables before anything else happens).
 RestoreResult RestoreBackup(const BackupStore& store, const std::string& id,
                             const DatabaseUrl& target, std::unique_ptr<Driver> current,
-                            const std::string& environment, Reporter& reporter, int jobs = 0);
+                            const std::string& environment, Reporter& reporter, int jobs = 0,
+                            const std::vector<std::string>& tables = {});
 
 // Records in the restored database's own journal how it came to be (its journal is the
 // backup's, so nothing else says it). `kind` is "restore", "recover", ...; `details` gets
