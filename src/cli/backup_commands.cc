@@ -169,6 +169,10 @@ void RunBackupShow(const GlobalOptions& options, const std::string& id) {
                                                  : std::string("no")));
   console.Line(fmt::format("Contents    {} tables, fingerprint {}", m.fingerprint.tables.size(),
                            m.fingerprint.Digest().substr(0, 16)));
+  for (const auto& [table, data] : m.fingerprint.tables) {
+    if (table == "sqlite_sequence") continue;
+    console.Line(fmt::format("  table {}  {} rows", table, data.rows));
+  }
   for (const PartInfo& part : m.parts) {
     console.Line(fmt::format("  part {}  {}  {} raw, {} stored, sha256 {}", part.name, part.kind,
                              Bytes(part.raw_bytes), Bytes(part.stored_bytes),
