@@ -1,13 +1,12 @@
 // `watch` and `deploy --watch`: options, wiring and the live tick lines. The loop and the
 // decision are engine/watch.h; what happens on the trigger (the rollback plan printed, or
 // the rollback run) is wired here.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "core/clock.h"
@@ -36,8 +35,8 @@ std::string Clock(std::chrono::system_clock::time_point when) {
 
 // "12:03:30  tick 4/60  ok    orders_ok ✓ 12 ms  api_health ✗ exit 1 (1/3)"
 std::string TickLine(const WatchTick& tick, int failures) {
-  std::string line = fmt::format("{}  tick {}/{}  {:<4}", Clock(tick.at), tick.number,
-                                 tick.planned, tick.passed ? "ok" : "FAIL");
+  std::string line = fmt::format("{}  tick {}/{}  {:<4}", Clock(tick.at), tick.number, tick.planned,
+                                 tick.passed ? "ok" : "FAIL");
   for (const CheckResult& r : tick.results) {
     line += fmt::format("  {} {} {}", r.name, r.passed ? "\u2713" : "\u2717",
                         r.passed || r.detail.empty() ? FormatDuration(r.took) : r.detail);
@@ -159,9 +158,9 @@ Response RespondToTrigger(const GlobalOptions& options, const Console& console, 
       RollbackPlan plan = PlanRollback(*target.driver, request);
       PrintRollbackPlan(console, plan);
       response.plan = RollbackPlanJson(plan);
-      response.journal.details = {{"rollback_plan",
-                                   {{"chosen", RollbackStrategyName(plan.chosen)},
-                                    {"to_version", plan.to_version}}}};
+      response.journal.details = {
+          {"rollback_plan",
+           {{"chosen", RollbackStrategyName(plan.chosen)}, {"to_version", plan.to_version}}}};
       response.summary = "Not rolled back (no --auto-rollback). To take this way back: " + again;
     } catch (const Error& e) {
       response.journal.details = {{"rollback_plan", {{"error", RedactSecrets(e.what())}}}};
@@ -185,10 +184,10 @@ Response RespondToTrigger(const GlobalOptions& options, const Console& console, 
                                 {"reached_version", rolled.reached_version},
                                 {"journal_id", rolled.journal_id},
                                 {"took_ms", rolled.took.count()}}}};
-  response.summary = fmt::format("Rolled back to version {} by {} in {} (journal row {}).",
-                                 rolled.reached_version.empty() ? "none" : rolled.reached_version,
-                                 rolled.strategy_used, FormatDuration(rolled.took),
-                                 rolled.journal_id);
+  response.summary =
+      fmt::format("Rolled back to version {} by {} in {} (journal row {}).",
+                  rolled.reached_version.empty() ? "none" : rolled.reached_version,
+                  rolled.strategy_used, FormatDuration(rolled.took), rolled.journal_id);
   return response;
 }
 
@@ -207,7 +206,9 @@ WatchRun RunWatchOn(const GlobalOptions& options, const WatchOptions& watch,
   run.settings = plan.settings;
   const DatabaseUrl url = target.url;
   CheckConnection connection(
-      [url] { return OpenDriver(url, OpenOptions{/*create_if_missing=*/false, /*jobs=*/1}); },
+      [url] {
+        return OpenDriver(url, OpenOptions{/*create_if_missing=*/false, /*jobs=*/1});
+      },
       plan.settings.check_timeout);
   WatchRequest request;
   request.environment = target.resolved.environment;
@@ -223,8 +224,7 @@ WatchRun RunWatchOn(const GlobalOptions& options, const WatchOptions& watch,
   request.on_tick = [&printer](const WatchTick& tick) { printer.Print(tick); };
   request.on_trigger = [&](const WatchOutcome& outcome) {
     printer.Clear();
-    run.response =
-        RespondToTrigger(options, console, target, run.settings, deploy_id, outcome);
+    run.response = RespondToTrigger(options, console, target, run.settings, deploy_id, outcome);
     return run.response.journal;
   };
   console.Line(fmt::format(
@@ -238,17 +238,16 @@ WatchRun RunWatchOn(const GlobalOptions& options, const WatchOptions& watch,
   printer.Clear();
   const WatchOutcome& o = run.outcome;
   if (o.verdict == WatchVerdict::kHealthy) {
-    console.Line(fmt::format("Healthy: {} tick{} over {}, never {} failing in a row{} (journal "
-                             "row {}).",
-                             o.ticks, o.ticks == 1 ? "" : "s", FormatDuration(o.took),
-                             run.settings.failures,
-                             o.consecutive_failures > 0
-                                 ? fmt::format("; the last {} failed", o.consecutive_failures)
-                                 : "",
-                             o.journal_id));
+    console.Line(fmt::format(
+        "Healthy: {} tick{} over {}, never {} failing in a row{} (journal "
+        "row {}).",
+        o.ticks, o.ticks == 1 ? "" : "s", FormatDuration(o.took), run.settings.failures,
+        o.consecutive_failures > 0 ? fmt::format("; the last {} failed", o.consecutive_failures)
+                                   : "",
+        o.journal_id));
   } else {
-    console.Line(fmt::format("Unhealthy: {} failing tick{} in a row ({}).",
-                             o.consecutive_failures, o.consecutive_failures == 1 ? "" : "s",
+    console.Line(fmt::format("Unhealthy: {} failing tick{} in a row ({}).", o.consecutive_failures,
+                             o.consecutive_failures == 1 ? "" : "s",
                              FailingChecks(o, ", ", false)));
     if (!run.response.summary.empty()) console.Line(run.response.summary);
   }
@@ -302,8 +301,9 @@ void AddSharedOptions(CLI::App& command, WatchOptions& watch, const std::string&
                          "shell command that must exit 0; 'NAME: CMD' names it (repeatable)"));
   add(command.add_option("--" + prefix + "check-timeout", watch.check_timeout,
                          "longest one check may run (default 10s)"));
-  add(command.add_option("--" + prefix + "failures", watch.failures,
-                         "failing ticks in a row that trigger (default 3)")
+  add(command
+          .add_option("--" + prefix + "failures", watch.failures,
+                      "failing ticks in a row that trigger (default 3)")
           ->check(CLI::Range(1, 1000)));
   auto* on = command.add_flag("--auto-rollback", watch.auto_rollback,
                               "roll back when the checks fail, by the strategy the plan picks");

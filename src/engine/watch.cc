@@ -1,6 +1,7 @@
 #include "engine/watch.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,8 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "config/url.h"
 #include "core/clock.h"
@@ -261,7 +260,8 @@ class WatchJournal {
   bool StillThere() {
     if (entry_.id == 0) return false;
     for (const JournalEntry& row : driver_->ReadJournal(200)) {
-      if (row.id == entry_.id) return row.kind == entry_.kind && row.started_at == entry_.started_at;
+      if (row.id == entry_.id)
+        return row.kind == entry_.kind && row.started_at == entry_.started_at;
     }
     return false;
   }
@@ -422,8 +422,8 @@ CommandRun RunShellCommand(const std::string& command, milliseconds timeout) {
   sigset_t empty;
   sigemptyset(&empty);
   posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attributes,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   const char* argv[] = {"sh", "-c", command.c_str(), nullptr};
   pid_t pid = 0;
   const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, &attributes,
@@ -452,9 +452,8 @@ CommandRun RunShellCommand(const std::string& command, milliseconds timeout) {
       run.timed_out = true;
       break;
     }
-    const auto wait =
-        std::min<milliseconds>(std::chrono::duration_cast<milliseconds>(left) + milliseconds(1),
-                               milliseconds(50));
+    const auto wait = std::min<milliseconds>(
+        std::chrono::duration_cast<milliseconds>(left) + milliseconds(1), milliseconds(50));
     pollfd poll_fd{*read_end, POLLIN, 0};
     const int ready = ::poll(&poll_fd, 1, static_cast<int>(wait.count()));
     if (ready > 0) {
@@ -514,8 +513,9 @@ WatchPlan MergeWatchSettings(const WatchConfig& config, const WatchFlags& flags)
   apply(config);
   apply(flags);
   if (s.every.count() <= 0 || s.duration.count() <= 0 || s.check_timeout.count() <= 0) {
-    throw Error(Category::kUsage, "watch durations (--for, --every, --check-timeout) must be "
-                                  "longer than 0s",
+    throw Error(Category::kUsage,
+                "watch durations (--for, --every, --check-timeout) must be "
+                "longer than 0s",
                 "write them like 30m, 30s or 500ms");
   }
   if (s.failures < 1) {
@@ -523,7 +523,8 @@ WatchPlan MergeWatchSettings(const WatchConfig& config, const WatchFlags& flags)
                 "it is how many failing ticks in a row trigger the rollback");
   }
   auto add = [&](CheckKind kind, const std::vector<std::string>& texts, int& position) {
-    for (const std::string& text : texts) plan.checks.push_back(ParseCheckSpec(kind, text, ++position));
+    for (const std::string& text : texts)
+      plan.checks.push_back(ParseCheckSpec(kind, text, ++position));
   };
   int sql = 0;
   int cmd = 0;
@@ -549,9 +550,12 @@ int PlannedTicks(const WatchSettings& settings) {
 
 const char* WatchVerdictName(WatchVerdict verdict) {
   switch (verdict) {
-    case WatchVerdict::kHealthy: return "healthy";
-    case WatchVerdict::kFailed: return "failed";
-    case WatchVerdict::kInterrupted: return "interrupted";
+    case WatchVerdict::kHealthy:
+      return "healthy";
+    case WatchVerdict::kFailed:
+      return "failed";
+    case WatchVerdict::kInterrupted:
+      return "interrupted";
   }
   return "failed";
 }
@@ -573,22 +577,22 @@ std::string TriggerReason(int failures, const std::vector<CheckResult>& last) {
 }
 
 nlohmann::json WatchJson(const WatchOutcome& outcome, const WatchSettings& settings) {
-  return {{"outcome", outcome.outcome.empty() ? WatchVerdictName(outcome.verdict)
-                                              : outcome.outcome},
-          {"journal_id", outcome.journal_id},
-          {"deploy_id", outcome.deploy_id},
-          {"version", outcome.version},
-          {"every_ms", settings.every.count()},
-          {"for_ms", settings.duration.count()},
-          {"failures", settings.failures},
-          {"auto_rollback", settings.auto_rollback},
-          {"check_timeout_ms", settings.check_timeout.count()},
-          {"ticks", outcome.ticks},
-          {"planned_ticks", outcome.planned_ticks},
-          {"consecutive_failures", outcome.consecutive_failures},
-          {"trigger", outcome.trigger.empty() ? nlohmann::json() : nlohmann::json(outcome.trigger)},
-          {"checks", ResultsJson(outcome.last, outcome.failed_ticks)},
-          {"took_ms", outcome.took.count()}};
+  return {
+      {"outcome", outcome.outcome.empty() ? WatchVerdictName(outcome.verdict) : outcome.outcome},
+      {"journal_id", outcome.journal_id},
+      {"deploy_id", outcome.deploy_id},
+      {"version", outcome.version},
+      {"every_ms", settings.every.count()},
+      {"for_ms", settings.duration.count()},
+      {"failures", settings.failures},
+      {"auto_rollback", settings.auto_rollback},
+      {"check_timeout_ms", settings.check_timeout.count()},
+      {"ticks", outcome.ticks},
+      {"planned_ticks", outcome.planned_ticks},
+      {"consecutive_failures", outcome.consecutive_failures},
+      {"trigger", outcome.trigger.empty() ? nlohmann::json() : nlohmann::json(outcome.trigger)},
+      {"checks", ResultsJson(outcome.last, outcome.failed_ticks)},
+      {"took_ms", outcome.took.count()}};
 }
 
 WatchOutcome Watch(std::unique_ptr<Driver>& journal_driver, WatchRequest& request,
@@ -682,7 +686,7 @@ WatchOutcome Watch(std::unique_ptr<Driver>& journal_driver, WatchRequest& reques
   if (interrupted) {
     outcome.verdict = WatchVerdict::kInterrupted;
     finish("interrupted");
-    ThrowIfInterrupted(fmt::format("watching (tick {} of {}; journal row {})", outcome.ticks,
+    ThrowIfInterrupted(fmt::format("watching (after {} of {} ticks; journal row {})", outcome.ticks,
                                    outcome.planned_ticks, outcome.journal_id));
   }
   if (outcome.verdict == WatchVerdict::kHealthy) {

@@ -16,12 +16,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 #include "driver/driver.h"
@@ -191,14 +190,14 @@ struct WatchOutcome {
   int ticks = 0;
   int planned_ticks = 0;
   int consecutive_failures = 0;
-  std::string trigger;  // "watch: 3 consecutive failing checks (orders_ok)"
-  std::vector<CheckResult> last;         // the last tick's results
-  std::vector<int> failed_ticks;         // per check (as ordered in the plan), all ticks
+  std::string trigger;            // "watch: 3 consecutive failing checks (orders_ok)"
+  std::vector<CheckResult> last;  // the last tick's results
+  std::vector<int> failed_ticks;  // per check (as ordered in the plan), all ticks
   std::chrono::milliseconds took{0};
   std::int64_t journal_id = 0;
-  std::string deploy_id;     // the deploy being watched, when there is one
-  std::string version;       // the database's version while watching
-  nlohmann::json response;   // what on_trigger returned (rollback plan or outcome)
+  std::string deploy_id;    // the deploy being watched, when there is one
+  std::string version;      // the database's version while watching
+  nlohmann::json response;  // what on_trigger returned (rollback plan or outcome)
 };
 
 // What to do on the trigger; returns the final journal outcome ("failed" or

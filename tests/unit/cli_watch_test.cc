@@ -3,8 +3,8 @@
 // nothing, or roll the deploy back with --auto-rollback; K-1 failures and a pass do not
 // trigger. Ticks are 50 ms apart so each test takes well under a few seconds.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "test_util.h"
@@ -47,9 +47,8 @@ class CliWatchTest : public ::testing::Test {
 };
 
 TEST_F(CliWatchTest, HealthyWatchExitsZeroAndJournalsIt) {
-  auto watch = RunSafemig("watch --check 'orders_ok: SELECT count(*) >= 0 FROM orders'" + kFast +
-                              Flags(),
-                          dir_.path());
+  auto watch = RunSafemig(
+      "watch --check 'orders_ok: SELECT count(*) >= 0 FROM orders'" + kFast + Flags(), dir_.path());
   ASSERT_EQ(watch.exit_code, 0) << watch.err << watch.out;
   EXPECT_NE(watch.out.find("tick 1/5  ok    orders_ok \u2713"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("tick 5/5"), std::string::npos) << watch.out;
@@ -65,14 +64,14 @@ TEST_F(CliWatchTest, HealthyWatchExitsZeroAndJournalsIt) {
 TEST_F(CliWatchTest, FailingChecksExitSevenWithThePlanAndChangeNothing) {
   auto watch = RunSafemig(
       "watch --check 'orders_ok: SELECT count(*) > 1000 FROM orders' --check-cmd 'true' "
-      "--failures 2 --every 50ms --for 10s" + Flags(),
+      "--failures 2 --every 50ms --for 10s" +
+          Flags(),
       dir_.path());
   EXPECT_EQ(watch.exit_code, 7) << watch.err << watch.out;
   EXPECT_NE(watch.out.find("FAIL  orders_ok \u2717 returned 0  cmd1 \u2713"), std::string::npos)
       << watch.out;
   EXPECT_NE(watch.out.find("(2/2)"), std::string::npos) << watch.out;
-  EXPECT_NE(watch.out.find("Not rolled back (no --auto-rollback)"), std::string::npos)
-      << watch.out;
+  EXPECT_NE(watch.out.find("Not rolled back (no --auto-rollback)"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("Ways back:"), std::string::npos)
       << "the plan is printed: " << watch.out;
   EXPECT_NE(watch.err.find("error: health checks failed 2 ticks in a row (orders_ok: returned 0)"),
@@ -88,9 +87,11 @@ TEST_F(CliWatchTest, FailingChecksExitSevenWithThePlanAndChangeNothing) {
 }
 
 TEST_F(CliWatchTest, AutoRollbackTakesTheDeployBackAndJournalsBoth) {
-  auto watch = RunSafemig("watch --check 'orders_ok: SELECT 0' --failures 2 --auto-rollback "
-                          "--every 50ms --for 10s" + Flags(),
-                          dir_.path());
+  auto watch = RunSafemig(
+      "watch --check 'orders_ok: SELECT 0' --failures 2 --auto-rollback "
+      "--every 50ms --for 10s" +
+          Flags(),
+      dir_.path());
   EXPECT_EQ(watch.exit_code, 7) << watch.err << watch.out;
   EXPECT_NE(watch.out.find("Rolled back to version " + kBeforeLast), std::string::npos)
       << watch.out;
@@ -108,17 +109,18 @@ TEST_F(CliWatchTest, AutoRollbackTakesTheDeployBackAndJournalsBoth) {
   EXPECT_EQ(watch_row["outcome"], "rolled_back");
   EXPECT_EQ(watch_row["details"]["rollback"]["reached_version"], kBeforeLast);
   EXPECT_EQ(watch_row["details"]["rollback"]["journal_id"], rollback_row["id"]);
-  EXPECT_NE(rollback_row["details"].dump().find(
-                "watch: 2 consecutive failing checks (orders_ok)"),
+  EXPECT_NE(rollback_row["details"].dump().find("watch: 2 consecutive failing checks (orders_ok)"),
             std::string::npos)
       << rollback_row.dump();
 }
 
 TEST_F(CliWatchTest, DeployWatchRollsBackItsOwnDeploy) {
   ASSERT_EQ(RunSafemig("down --yes" + Flags(), dir_.path()).exit_code, 0);
-  auto deploy = RunSafemig("deploy --format json --watch --watch-check 'SELECT 0' "
-                           "--watch-failures 1 --watch-every 50ms --auto-rollback" + Flags(),
-                           dir_.path());
+  auto deploy = RunSafemig(
+      "deploy --format json --watch --watch-check 'SELECT 0' "
+      "--watch-failures 1 --watch-every 50ms --auto-rollback" +
+          Flags(),
+      dir_.path());
   EXPECT_EQ(deploy.exit_code, 7) << deploy.err;
   auto json = nlohmann::json::parse(deploy.out);
   EXPECT_EQ(json["ok"], false);
@@ -194,10 +196,10 @@ TEST_F(CliWatchTest, NoChecksIsAUsageError) {
 }
 
 TEST_F(CliWatchTest, SecretsInChecksNeverReachOutputOrJournal) {
-  auto result = RunSafemig(
-      "watch --check-cmd \"api: echo 'token=hunter2 rejected'; exit 1\" --failures 1" + kFast +
-          Flags(),
-      dir_.path());
+  auto result =
+      RunSafemig("watch --check-cmd \"api: echo 'token=hunter2 rejected'; exit 1\" --failures 1" +
+                     kFast + Flags(),
+                 dir_.path());
   EXPECT_EQ(result.exit_code, 7) << result.err;
   EXPECT_EQ(result.out.find("hunter2"), std::string::npos) << result.out;
   EXPECT_EQ(result.err.find("hunter2"), std::string::npos) << result.err;
@@ -214,9 +216,11 @@ TEST_F(CliWatchTest, DeployWatchWatchesOnlyAfterADeployThatAppliedSomething) {
   EXPECT_NE(needs.err.find("--watch"), std::string::npos) << needs.err;
 
   ASSERT_EQ(RunSafemig("down --yes" + Flags(), dir_.path()).exit_code, 0);
-  auto deploy = RunSafemig("deploy --format json --watch --watch-check 'SELECT 1' "
-                           "--watch-every 50ms --watch-for 100ms" + Flags(),
-                           dir_.path());
+  auto deploy = RunSafemig(
+      "deploy --format json --watch --watch-check 'SELECT 1' "
+      "--watch-every 50ms --watch-for 100ms" +
+          Flags(),
+      dir_.path());
   ASSERT_EQ(deploy.exit_code, 0) << deploy.err;
   auto json = nlohmann::json::parse(deploy.out);
   EXPECT_EQ(json["command"], "deploy");

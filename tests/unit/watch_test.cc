@@ -180,8 +180,8 @@ TEST(CommandCheck, FailureShowsExitCodeAndLastLineRedacted) {
   EXPECT_EQ(r.name, "api");
   EXPECT_EQ(r.detail.rfind("exit 1: GET postgres://app:***@db/x", 0), 0u) << r.detail;
   EXPECT_EQ(r.detail.find("hunter2"), std::string::npos);
-  auto timeout = MakeCommandCheck(ParseCheckSpec(CheckKind::kCommand, "sleep 5", 1),
-                                  milliseconds(100));
+  auto timeout =
+      MakeCommandCheck(ParseCheckSpec(CheckKind::kCommand, "sleep 5", 1), milliseconds(100));
   CheckResult t = timeout->Run();
   EXPECT_FALSE(t.passed);
   EXPECT_EQ(t.detail.rfind("timed out after", 0), 0u) << t.detail;
@@ -201,7 +201,10 @@ class SqlCheckTest : public ::testing::Test {
   std::unique_ptr<CheckConnection> Connection() {
     DatabaseUrl url = url_;
     return std::make_unique<CheckConnection>(
-        [url] { return OpenDriver(url, OpenOptions{false, 1}); }, milliseconds(2000));
+        [url] {
+          return OpenDriver(url, OpenOptions{false, 1});
+        },
+        milliseconds(2000));
   }
   CheckResult Run(CheckConnection& connection, const std::string& sql) {
     return MakeSqlCheck(ParseCheckSpec(CheckKind::kSql, sql, 1), connection)->Run();
