@@ -65,7 +65,7 @@ std::string Seconds(const std::optional<std::chrono::milliseconds>& ms) {
 // One test case per check: validation, lint of each pending migration, rehearsal of each.
 std::vector<TestCase> TestCases(const DeployReport& report) {
   std::vector<TestCase> cases;
-  TestCase validate{"safemig.validate", "migration files and drift", 0, "", ""};
+  TestCase validate{"safemig.validate", "migration files and drift", 0, "", "", ""};
   for (const Gate& gate : report.gates) {
     // The rehearsal gate is reported per migration below.
     if (gate.status == GateStatus::kFail && gate.name != "rehearsal") {
@@ -74,7 +74,7 @@ std::vector<TestCase> TestCases(const DeployReport& report) {
   }
   cases.push_back(validate);
   for (const PlannedStep& step : report.pending) {
-    TestCase lint{"safemig.lint", step.version + "_" + step.name, 0, "", ""};
+    TestCase lint{"safemig.lint", step.version + "_" + step.name, 0, "", "", ""};
     for (const LintFinding& f : report.lint) {
       if (f.version != step.version) continue;
       std::string line = fmt::format("{} [{}] {}\n", f.severity, f.rule, f.message);
@@ -84,7 +84,7 @@ std::vector<TestCase> TestCases(const DeployReport& report) {
   }
   if (report.rehearsal) {
     for (const MigrationRehearsal& m : report.rehearsal->migrations) {
-      TestCase rehearse{"safemig.rehearse", m.version + "_" + m.name, 0, "", ""};
+      TestCase rehearse{"safemig.rehearse", m.version + "_" + m.name, 0, "", "", ""};
       rehearse.seconds = static_cast<double>((m.up.value_or(std::chrono::milliseconds(0)) +
                                               m.down.value_or(std::chrono::milliseconds(0)) +
                                               m.reapply.value_or(std::chrono::milliseconds(0)))

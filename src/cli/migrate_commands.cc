@@ -303,10 +303,10 @@ void RunHistory(const GlobalOptions& options, bool journal, int limit) {
       console.Json({{"command", "history"}, {"ok", true}, {"journal", rows}});
       return;
     }
-    console.Line(fmt::format("  {:>4} {:<8} {:<24} {:<9} {:<16} {:<16} {}", "ID", "KIND",
+    console.Line(fmt::format("  {:>4} {:<9} {:<24} {:<11} {:<16} {:<16} {}", "ID", "KIND",
                              "STARTED", "OUTCOME", "FROM", "TO", "ENVIRONMENT"));
     for (const JournalEntry& e : entries) {
-      console.Line(fmt::format("  {:>4} {:<8} {:<24} {:<9} {:<16} {:<16} {}", e.id, e.kind,
+      console.Line(fmt::format("  {:>4} {:<9} {:<24} {:<11} {:<16} {:<16} {}", e.id, e.kind,
                                e.started_at, e.outcome, VersionOrNone(e.from_version),
                                VersionOrNone(e.to_version), e.environment));
     }
