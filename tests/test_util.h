@@ -13,7 +13,32 @@
 #include <sstream>
 #include <string>
 
+#include "core/fingerprint.h"
+
 namespace safemig::testing {
+
+// What keeps `counts` from being `full` (a FingerprintDepth::kFull fingerprint) as
+// FingerprintDepth::kRowCounts reads it: the same tables with the same row counts and no
+// content hashes. One line per difference; empty when there is none.
+inline std::string RowCountsDiffer(const Fingerprint& full, const Fingerprint& counts) {
+  std::string differences;
+  for (const auto& [key, data] : full.tables) {
+    auto counted = counts.tables.find(key);
+    if (data.content_sha256.empty()) differences += key + ": not hashed in the full one\n";
+    if (counted == counts.tables.end()) {
+      differences += key + ": missing\n";
+    } else if (counted->second.rows != data.rows) {
+      differences += key + ": " + std::to_string(counted->second.rows) + " rows, not " +
+                     std::to_string(data.rows) + "\n";
+    } else if (!counted->second.content_sha256.empty()) {
+      differences += key + ": content hashed\n";
+    }
+  }
+  for (const auto& entry : counts.tables) {
+    if (full.tables.count(entry.first) == 0) differences += entry.first + ": not in the full one\n";
+  }
+  return differences;
+}
 
 // A fresh directory removed (with its contents) when the object goes out of scope.
 class TempDir {

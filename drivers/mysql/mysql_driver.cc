@@ -323,13 +323,14 @@ class MySqlDriver : public Driver {
     return entries;
   }
 
-  Fingerprint TakeFingerprint(bool include_metadata) override {
+  Fingerprint TakeFingerprint(bool include_metadata, FingerprintDepth depth,
+                              const TableFilter& read_in_full) override {
     MySqlSession session(url_);
     GuardMySql("fingerprint the database", [&] {
       session.Exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
       session.Exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY");
     });
-    return FingerprintMySql(session, url_.database, include_metadata);
+    return FingerprintMySql(session, url_.database, include_metadata, depth, read_in_full);
   }
 
   Fingerprint Dump(ArchiveWriter& archive, const ArchiveReader::Progress& progress) override {

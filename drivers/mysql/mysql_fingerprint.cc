@@ -28,6 +28,7 @@
 // SUM2". Accidental collisions are negligible; a multiset sum is not built to resist rows
 // crafted on purpose, which is not the threat here (a database against its own backup or
 // rehearsal). time_zone is '+00:00' while hashing, so TIMESTAMP values mean one instant.
+// Below FingerprintDepth::kFull a table is counted with COUNT(*), or not read at all.
 //
 // Limitations: privileges, partition definitions beyond the "partitioned" option,
 // sequences (MariaDB CREATE SEQUENCE) and table statistics are not described.
@@ -240,6 +241,13 @@ std::string NormaliseMySqlCreate(const std::string& sql, const std::string& data
 
 Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
                              bool include_metadata, bool hash_rows) {
+  return FingerprintMySql(session, database, include_metadata,
+                          hash_rows ? FingerprintDepth::kFull : FingerprintDepth::kSchema);
+}
+
+Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
+                             bool include_metadata, FingerprintDepth depth,
+                             const TableFilter& read_in_full) {
   return GuardMySql("fingerprint the database", [&] {
     const std::string db = QuoteMySqlLiteral(database);
     const std::string qdb = QuoteMySqlIdentifier(database);
@@ -364,7 +372,14 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
       fingerprint.objects["columns " + Name(name)] =
           "columns " + Name(name) + ": " + Join(ordered, ", ");
 
-      if (!hash_rows) continue;
+      const std::string table = qdb + "." + QuoteMySqlIdentifier(name);
+      if (!ReadsInFull(depth, read_in_full, name)) {
+        if (depth == FingerprintDepth::kRowCounts) {
+          fingerprint.tables[name].rows =
+              std::stoll(Str(session.Query("SELECT COUNT(*) FROM " + table).at(0)[0]));
+        }
+        continue;
+      }
       std::vector<std::pair<std::string, MySqlValueKind>> stored = info.stored_columns;
       std::sort(stored.begin(), stored.end());
       std::string values = "CONCAT_WS(','";
@@ -373,8 +388,7 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
       std::vector<MySqlRow> sums = session.Query(
           "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), "
           "0), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) FROM "
-          "(SELECT MD5(" + values + ") AS h FROM " + qdb + "." + QuoteMySqlIdentifier(name) +
-          ") AS hashed");
+          "(SELECT MD5(" + values + ") AS h FROM " + table + ") AS hashed");
       TableData data;
       data.rows = std::stoll(Str(sums.at(0)[0]));
       data.content_sha256 = Sha256Hex(fmt::format("safemig-mysql-rows-1 {} {} {}", data.rows,

@@ -52,6 +52,11 @@ class MySqlRowHasher {
 // hash_rows false: fingerprint.tables is left empty (a dump fills it with MySqlRowHasher).
 Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
                              bool include_metadata, bool hash_rows = true);
+// The same to `depth` (core/fingerprint.h), and in full for the tables `read_in_full`
+// names: kRowCounts counts each table's rows exactly (COUNT(*)); kSchema reads no table.
+Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
+                             bool include_metadata, FingerprintDepth depth,
+                             const TableFilter& read_in_full = {});
 
 // SHOW CREATE output without the parts that differ between equal objects: the DEFINER
 // clause (a restore as another account changes it), "AUTO_INCREMENT=N" table options, and

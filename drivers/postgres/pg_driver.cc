@@ -324,12 +324,13 @@ class PostgresDriver : public Driver {
     return entries;
   }
 
-  Fingerprint TakeFingerprint(bool include_metadata) override {
+  Fingerprint TakeFingerprint(bool include_metadata, FingerprintDepth depth,
+                              const TableFilter& read_in_full) override {
     Fingerprint fingerprint;
     Guard("fingerprint the database", [&] {
       pqxx::work tx(*conn_);
       tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      fingerprint = FingerprintPostgres(tx, include_metadata);
+      fingerprint = FingerprintPostgres(tx, include_metadata, depth, read_in_full);
     });
     return fingerprint;
   }

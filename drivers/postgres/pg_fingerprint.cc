@@ -52,7 +52,9 @@
 // render every row a second time, and a restore hashes the lines it sends. For a live
 // database (rehearsals, rollbacks, `fingerprint` of the target) the server computes the
 // same value in SQL, so the fingerprint of a backup equals the fingerprint of the database
-// it was taken from. HashOnServer says which tables the caller hashes itself.
+// it was taken from. HashOnServer says which tables the caller hashes itself. Below
+// FingerprintDepth::kFull a table is counted with count(*), which renders no row, or not
+// read at all; the catalog queries are the same at every depth.
 //
 // Sequence values are deliberately not part of the fingerprint: nextval() is not undone
 // by a rollback, so a migration that failed and rolled back, or an up whose down deleted
@@ -620,8 +622,15 @@ void CheckServerRowHash(pqxx::transaction_base& tx) {
   }
 }
 
-Fingerprint Collect(pqxx::transaction_base& tx, bool include_metadata,
-                    const HashOnServer& hash_on_server) {
+// The exact row count of `table` with an empty content hash (FingerprintDepth::kRowCounts).
+TableData CountTable(pqxx::transaction_base& tx, const Table& table) {
+  TableData data;
+  data.rows = tx.exec1("SELECT count(*) FROM ONLY " + table.shown)[0].as<std::int64_t>();
+  return data;
+}
+
+Fingerprint Collect(pqxx::transaction_base& tx, bool include_metadata, FingerprintDepth depth,
+                    const TableFilter& read_in_full, const HashOnServer& hash_on_server) {
   const std::string ctes = CommonCtes(include_metadata);
   Fingerprint fingerprint;
   for (const std::string& query : LineQueries()) {
@@ -636,6 +645,12 @@ Fingerprint Collect(pqxx::transaction_base& tx, bool include_metadata,
     AddTableLines(table, fingerprint);
     // A partitioned table's rows live in its partitions, which are hashed themselves.
     if (table.partitioned) continue;
+    if (!ReadsInFull(depth, read_in_full, table.data_key)) {
+      if (depth == FingerprintDepth::kRowCounts) {
+        fingerprint.tables[table.data_key] = CountTable(tx, table);
+      }
+      continue;
+    }
     if (!hash_on_server || hash_on_server(table.data_key)) {
       fingerprint.tables[table.data_key] = HashTable(tx, table);
       continue;
@@ -700,9 +715,16 @@ TableData PgTableData(std::int64_t rows, std::string_view sum1, std::string_view
 
 Fingerprint FingerprintPostgres(pqxx::transaction_base& tx, bool include_metadata,
                                 const HashOnServer& hash_on_server) {
+  return FingerprintPostgres(tx, include_metadata, FingerprintDepth::kFull, TableFilter(),
+                             hash_on_server);
+}
+
+Fingerprint FingerprintPostgres(pqxx::transaction_base& tx, bool include_metadata,
+                                FingerprintDepth depth, const TableFilter& read_in_full,
+                                const HashOnServer& hash_on_server) {
   try {
     const std::vector<std::string> saved = ApplySettings(tx);
-    Fingerprint fingerprint = Collect(tx, include_metadata, hash_on_server);
+    Fingerprint fingerprint = Collect(tx, include_metadata, depth, read_in_full, hash_on_server);
     // On failure there is nothing to put back: the error aborted the transaction.
     RestoreSettings(tx, saved);
     return fingerprint;

@@ -31,6 +31,12 @@ using HashOnServer = std::function<bool(const std::string& key)>;
 // a query failure.
 Fingerprint FingerprintPostgres(pqxx::transaction_base& tx, bool include_metadata,
                                 const HashOnServer& hash_on_server = {});
+// The same to `depth` (core/fingerprint.h), and in full for the tables `read_in_full`
+// names: kRowCounts counts each table's rows exactly (count(*)); kSchema reads no table.
+// `hash_on_server` applies to the tables read in full.
+Fingerprint FingerprintPostgres(pqxx::transaction_base& tx, bool include_metadata,
+                                FingerprintDepth depth, const TableFilter& read_in_full = {},
+                                const HashOnServer& hash_on_server = {});
 
 // The key of table `schema`.`table` in Fingerprint::tables.
 std::string PgTableDataKey(const std::string& schema, const std::string& table);

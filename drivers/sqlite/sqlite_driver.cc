@@ -408,8 +408,9 @@ class SqliteDriver : public Driver {
     return entries;
   }
 
-  Fingerprint TakeFingerprint(bool include_metadata) override {
-    return FingerprintSqlite(*db_, include_metadata);
+  Fingerprint TakeFingerprint(bool include_metadata, FingerprintDepth depth,
+                              const TableFilter& read_in_full) override {
+    return FingerprintSqlite(*db_, include_metadata, depth, read_in_full);
   }
 
   Fingerprint Dump(ArchiveWriter& archive, const ArchiveReader::Progress& progress) override {

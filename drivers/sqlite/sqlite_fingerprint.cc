@@ -647,7 +647,16 @@ TableData HashTable(SQLite::Database& db, const std::string& table,
 
 // ---------------------------------------------------------------------------------------
 
-Fingerprint Collect(SQLite::Database& db, bool include_metadata) {
+// The exact row count of `table` with an empty content hash (FingerprintDepth::kRowCounts).
+TableData CountTable(SQLite::Database& db, const std::string& table) {
+  TableData data;
+  data.rows = db.execAndGet("SELECT count(*) FROM main." + QuoteIdentifier(table)).getInt64();
+  return data;
+}
+
+Fingerprint Collect(SQLite::Database& db, bool include_metadata, FingerprintDepth depth,
+                    const TableFilter& read_in_full) {
+  auto in_full = [&](const std::string& key) { return ReadsInFull(depth, read_in_full, key); };
   const std::vector<SchemaRow> schema = ReadSchema(db);
   auto excluded = [&](const std::string& table) {
     return StartsWithNoCase(table, "sqlite_") ||
@@ -661,7 +670,7 @@ Fingerprint Collect(SQLite::Database& db, bool include_metadata) {
   }
 
   Fingerprint fingerprint;
-  std::set<std::string> hashed_tables;
+  std::set<std::string> fingerprinted_tables;
   for (const SchemaRow& row : schema) {
     if (excluded(row.table)) continue;
     if (row.type == "view") {
@@ -708,17 +717,23 @@ Fingerprint Collect(SQLite::Database& db, bool include_metadata) {
       AddIndexes(db, row.name, index_sql, fingerprint);
       const bool without_rowid =
           std::find(sql.options.begin(), sql.options.end(), "without rowid") != sql.options.end();
-      fingerprint.tables[row.name] = HashTable(db, row.name, columns, without_rowid);
-      hashed_tables.insert(row.name);
+      if (in_full(row.name)) {
+        fingerprint.tables[row.name] = HashTable(db, row.name, columns, without_rowid);
+      } else if (depth == FingerprintDepth::kRowCounts) {
+        fingerprint.tables[row.name] = CountTable(db, row.name);
+      }
+      fingerprinted_tables.insert(row.name);
     }
   }
 
-  if (has_sequence) {
+  if (has_sequence && (depth != FingerprintDepth::kSchema || in_full("sqlite_sequence"))) {
     // The next AUTOINCREMENT id is data a restore must bring back. An empty result is
     // left out: SQLite keeps sqlite_sequence after the last such table is dropped, and
     // that should not read as a difference.
     SQLite::Statement query(db, "SELECT name, seq FROM main.sqlite_sequence ORDER BY name, seq");
-    TableData sequence = HashRows(query, &hashed_tables);
+    TableData sequence = HashRows(query, &fingerprinted_tables);
+    // A few rows, cheap to hash; left unhashed like the tables unless read in full.
+    if (!in_full("sqlite_sequence")) sequence.content_sha256.clear();
     if (sequence.rows > 0) fingerprint.tables["sqlite_sequence"] = std::move(sequence);
   }
   return fingerprint;
@@ -726,7 +741,8 @@ Fingerprint Collect(SQLite::Database& db, bool include_metadata) {
 
 }  // namespace
 
-Fingerprint FingerprintSqlite(SQLite::Database& db, bool include_metadata) {
+Fingerprint FingerprintSqlite(SQLite::Database& db, bool include_metadata,
+                              FingerprintDepth depth, const TableFilter& read_in_full) {
   try {
     // A deferred transaction takes its read snapshot at the first SELECT and writes
     // nothing. Inside the caller's transaction a BEGIN would fail, and that transaction
@@ -735,7 +751,7 @@ Fingerprint FingerprintSqlite(SQLite::Database& db, bool include_metadata) {
     if (sqlite3_get_autocommit(db.getHandle()) != 0) {
       transaction.emplace(db, SQLite::TransactionBehavior::DEFERRED);
     }
-    Fingerprint fingerprint = Collect(db, include_metadata);
+    Fingerprint fingerprint = Collect(db, include_metadata, depth, read_in_full);
     if (transaction) transaction->commit();
     return fingerprint;
   } catch (const SQLite::Exception& e) {

@@ -14,7 +14,8 @@
 //                    space (quoted text untouched, keyword case kept)
 // Data: per table the row count and a SHA-256 over the rows (serialisation documented in
 // the .cc), plus an entry "sqlite_sequence" with the AUTOINCREMENT counters of the
-// fingerprinted tables when there are any, since they decide the next ids.
+// fingerprinted tables when there are any, since they decide the next ids. Below
+// FingerprintDepth::kFull a table's rows are counted (count(*)) or not read at all.
 //
 // Limitations: expressions (CHECK, defaults, WHERE, views, triggers) are compared as
 // text, so `a>0` and `a > 0` differ; ON CONFLICT clauses and DEFERRABLE on foreign keys
@@ -38,7 +39,10 @@ namespace safemig {
 // so all tables are seen at the same instant; when the caller already has a transaction
 // open on `db`, runs inside that one instead (and sees its uncommitted changes). Memory
 // stays bounded by the schema size, not the data size. Throws Error(kMigrationFailed)
-// when SQLite fails.
-Fingerprint FingerprintSqlite(SQLite::Database& db, bool include_metadata);
+// when SQLite fails. `depth` and `read_in_full`: how much of the data is read
+// (core/fingerprint.h).
+Fingerprint FingerprintSqlite(SQLite::Database& db, bool include_metadata,
+                              FingerprintDepth depth = FingerprintDepth::kFull,
+                              const TableFilter& read_in_full = {});
 
 }  // namespace safemig

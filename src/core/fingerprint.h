@@ -5,19 +5,43 @@
 // order their objects were created in. Backups record the fingerprint of what they hold
 // (a restore must reproduce it); rehearsals compare fingerprints before an up and after
 // its down. Plain value; thread-compatible.
+//
+// A fingerprint may be taken to a lesser FingerprintDepth when only the schema or the row
+// counts are wanted: reading every row is what makes a fingerprint of a large database slow.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace safemig {
 
+// How much of the data a fingerprint reads. Every depth describes the schema alike, so
+// SchemaDigest() does not depend on the depth; Digest() and the data half of
+// DescribeDifferences compare only what both sides read.
+enum class FingerprintDepth {
+  kSchema,     // the schema objects only: `tables` stays empty and no table is read
+  kRowCounts,  // also each table's exact row count; content_sha256 stays empty
+  kFull,       // also each table's content hash: every row of every table is read
+};
+
+// Says, by a table's key in Fingerprint::tables, whether to read that table in full
+// whatever the depth. Unset: no table.
+using TableFilter = std::function<bool(const std::string& key)>;
+
+// Whether a fingerprint to `depth` reads the table with key `key` in full.
+inline bool ReadsInFull(FingerprintDepth depth, const TableFilter& read_in_full,
+                        const std::string& key) {
+  return depth == FingerprintDepth::kFull || (read_in_full && read_in_full(key));
+}
+
 struct TableData {
   std::int64_t rows = 0;
   // Lower-case hex SHA-256 over every row in primary-key (or rowid) order, each value
-  // tagged with its type; the driver documents the exact bytes.
+  // tagged with its type; the driver documents the exact bytes. Empty when the table's
+  // content was not read (FingerprintDepth::kRowCounts).
   std::string content_sha256;
 };
 
@@ -58,7 +82,8 @@ struct Fingerprint {
 //   "column order of customers changed: a, b, c -> a, c, b"
 // then data:
 //   "table orders: 48211 rows, was 48210"
-//   "table orders: same row count (10) but different content"
+//   "table orders: same row count (10) but different content" (only when both sides
+//    read the content)
 //   "table orders: 12 rows, was absent" / "table orders: absent, was 10 rows"
 std::vector<std::string> DescribeDifferences(const Fingerprint& before, const Fingerprint& after);
 

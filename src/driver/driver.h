@@ -120,8 +120,15 @@ class Driver {
   // statistics (SQLite).
   virtual std::optional<std::int64_t> WriteCount() { return std::nullopt; }
 
-  // The current schema and data, canonically. include_metadata: also safemig's own tables.
-  virtual Fingerprint TakeFingerprint(bool include_metadata) = 0;
+  // The current schema and, to `depth`, data, canonically, as of one instant.
+  // include_metadata: also safemig's own tables. Tables `read_in_full` names are read in
+  // full whatever the depth. The schema half (SchemaDigest) is the same at every depth.
+  virtual Fingerprint TakeFingerprint(bool include_metadata, FingerprintDepth depth,
+                                      const TableFilter& read_in_full) = 0;
+  Fingerprint TakeFingerprint(bool include_metadata,
+                              FingerprintDepth depth = FingerprintDepth::kFull) {
+    return TakeFingerprint(include_metadata, depth, TableFilter());
+  }
 
   // Writes one consistent copy of the whole database into `archive` as parts (the
   // caller publishes it) and returns the fingerprint of exactly what was written, safemig's

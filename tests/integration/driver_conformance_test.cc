@@ -132,6 +132,56 @@ TEST_P(DriverConformance, AppliesStatementsWithTheirHistoryRow) {
   EXPECT_EQ(driver_->TakeFingerprint(false).tables.size(), 1u);
 }
 
+TEST_P(DriverConformance, LesserFingerprintDepthsDescribeTheSameSchemaAndCountExactly) {
+  driver_->Apply(Step("1",
+                      "CREATE TABLE t1 (id INTEGER PRIMARY KEY, name TEXT);\n"
+                      "CREATE TABLE t2 (id INTEGER PRIMARY KEY, t1_id INTEGER);\n"
+                      "CREATE INDEX t2_t1 ON t2 (t1_id);\n"
+                      "CREATE VIEW v1 AS SELECT id, name FROM t1;\n"
+                      "INSERT INTO t1 VALUES (1, 'a'), (2, NULL), (3, 'c');\n"
+                      "INSERT INTO t2 VALUES (1, 1);"));
+  const Fingerprint full = driver_->TakeFingerprint(false);
+  const Fingerprint schema = driver_->TakeFingerprint(false, FingerprintDepth::kSchema);
+  const Fingerprint counts = driver_->TakeFingerprint(false, FingerprintDepth::kRowCounts);
+  EXPECT_EQ(schema.SchemaDigest(), full.SchemaDigest());
+  EXPECT_EQ(counts.SchemaDigest(), full.SchemaDigest());
+  EXPECT_EQ(schema.objects, full.objects);
+  EXPECT_TRUE(schema.tables.empty());
+
+  // Keys differ by engine ("t1", "public.t1") but sort alike.
+  ASSERT_EQ(full.tables.size(), 2u);
+  const std::string t1 = full.tables.begin()->first;
+  const std::string t2 = full.tables.rbegin()->first;
+  EXPECT_EQ(full.tables.at(t1).rows, 3);
+  EXPECT_EQ(full.tables.at(t2).rows, 1);
+  EXPECT_EQ(testing::RowCountsDiffer(full, counts), "");
+
+  // A table asked for in full is hashed as a full fingerprint hashes it; no other is read.
+  const Fingerprint one = driver_->TakeFingerprint(
+      false, FingerprintDepth::kSchema, [&t1](const std::string& key) { return key == t1; });
+  EXPECT_EQ(one.SchemaDigest(), full.SchemaDigest());
+  ASSERT_EQ(one.tables.size(), 1u);
+  EXPECT_EQ(one.tables.at(t1).rows, 3);
+  EXPECT_EQ(one.tables.at(t1).content_sha256, full.tables.at(t1).content_sha256);
+
+  driver_->Apply(Step("2", "INSERT INTO t1 VALUES (4, 'd');\nDELETE FROM t2;"));
+  const Fingerprint later = driver_->TakeFingerprint(false, FingerprintDepth::kRowCounts);
+  EXPECT_EQ(later.tables.at(t1).rows, 4);
+  EXPECT_EQ(later.tables.at(t2).rows, 0);
+  EXPECT_EQ(later.SchemaDigest(), full.SchemaDigest());
+
+  // With safemig's own tables too: the history holds the two steps.
+  const Fingerprint with_metadata = driver_->TakeFingerprint(true, FingerprintDepth::kRowCounts);
+  EXPECT_EQ(with_metadata.SchemaDigest(), driver_->TakeFingerprint(true).SchemaDigest());
+  bool found_history = false;
+  for (const auto& [key, data] : with_metadata.tables) {
+    if (key.size() < 18 || key.compare(key.size() - 18, 18, "safemig_migrations") != 0) continue;
+    found_history = true;
+    EXPECT_EQ(data.rows, 2);
+  }
+  EXPECT_TRUE(found_history);
+}
+
 TEST_P(DriverConformance, FailureInTheMiddleLeavesSchemaAndHistoryAsTheyWere) {
   driver_->Apply(Step("1", "CREATE TABLE t1 (id INTEGER PRIMARY KEY);"));
   const std::string before = SchemaDigest();

@@ -16,6 +16,7 @@
 #include "drivers/postgres/pg_connection.h"
 #include "drivers/postgres/pg_row_hash.h"
 #include "server_env.h"
+#include "test_util.h"
 
 namespace safemig {
 namespace {
@@ -39,6 +40,11 @@ class Session {
     pqxx::work tx(conn_);
     tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
     return FingerprintPostgres(tx, include_metadata);
+  }
+  Fingerprint Take(FingerprintDepth depth, const TableFilter& read_in_full = {}) {
+    pqxx::work tx(conn_);
+    tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    return FingerprintPostgres(tx, /*include_metadata=*/true, depth, read_in_full);
   }
 
   pqxx::connection& connection() { return conn_; }
@@ -255,6 +261,38 @@ std::string ShellQuote(const std::string& text) {
 
 // Backups are taken with pg_dump, and a restore must reproduce the fingerprint recorded
 // with the backup.
+TEST(PostgresFingerprint, LesserDepthsDescribeTheSameSchemaAndCountPartitionsExactly) {
+  SAFEMIG_REQUIRE_POSTGRES(server);
+  ScratchPostgresDatabase db(server);
+  Session session(db);
+  Build(session, kOneOrder);
+  session.Exec("INSERT INTO shop.\"Order\" (id, placed, customer_id, status, total) "
+               "SELECT g, '2024-06-01', 1, 'new', g FROM generate_series(100, 1099) AS g");
+  const Fingerprint full = session.Take();
+  const Fingerprint schema = session.Take(FingerprintDepth::kSchema);
+  const Fingerprint counts = session.Take(FingerprintDepth::kRowCounts);
+  EXPECT_EQ(schema.SchemaDigest(), full.SchemaDigest());
+  EXPECT_EQ(counts.SchemaDigest(), full.SchemaDigest());
+  EXPECT_EQ(schema.objects, full.objects);
+  EXPECT_TRUE(schema.tables.empty());
+
+  // The partitioned parent holds no rows of its own; each partition is counted.
+  EXPECT_EQ(full.tables.count("shop.Order"), 0u);
+  EXPECT_EQ(counts.tables.count("shop.Order"), 0u);
+  EXPECT_EQ(counts.tables.at("shop.order_2024").rows, 1001);
+  EXPECT_EQ(counts.tables.at("shop.order_2025").rows, 1);
+  EXPECT_EQ(testing::RowCountsDiffer(full, counts), "");
+  EXPECT_EQ(Joined(DescribeDifferences(counts, full)), "");
+
+  const Fingerprint one = session.Take(FingerprintDepth::kRowCounts, [](const std::string& key) {
+    return key == "shop.customers";
+  });
+  EXPECT_EQ(one.tables.at("shop.customers").content_sha256,
+            full.tables.at("shop.customers").content_sha256);
+  EXPECT_TRUE(one.tables.at("shop.order_2024").content_sha256.empty());
+  EXPECT_EQ(one.tables.at("shop.order_2024").rows, 1001);
+}
+
 TEST(PostgresFingerprint, EqualAfterPgDumpAndRestore) {
   SAFEMIG_REQUIRE_POSTGRES(server);
   if (std::system("pg_dump --version > /dev/null 2>&1") != 0 ||

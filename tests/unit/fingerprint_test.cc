@@ -382,6 +382,50 @@ TEST_F(FingerprintSqliteTest, LeavesTheDatabaseFileByteForByteUnchanged) {
   EXPECT_EQ(FingerprintSqlite(read_only, false).Digest(), Take(kShop).Digest());
 }
 
+TEST_F(FingerprintSqliteTest, LesserDepthsDescribeTheSameSchemaAndReadLessData) {
+  SQLite::Database db(NewPath(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec(kShop);
+  const Fingerprint full = FingerprintSqlite(db, false);
+  const Fingerprint schema = FingerprintSqlite(db, false, FingerprintDepth::kSchema);
+  const Fingerprint counts = FingerprintSqlite(db, false, FingerprintDepth::kRowCounts);
+  ASSERT_EQ(full.tables.size(), 3u);  // customers, orders, sqlite_sequence
+
+  EXPECT_EQ(schema.SchemaDigest(), full.SchemaDigest());
+  EXPECT_EQ(counts.SchemaDigest(), full.SchemaDigest());
+  EXPECT_EQ(schema.objects, full.objects);
+  EXPECT_TRUE(schema.tables.empty());
+
+  EXPECT_EQ(safemig::testing::RowCountsDiffer(full, counts), "");
+  // Content that was not read is not reported as different.
+  EXPECT_EQ(Lines(DescribeDifferences(counts, full)), "");
+}
+
+TEST_F(FingerprintSqliteTest, RowCountsAreExactAndTheNamedTablesAreReadInFull) {
+  SQLite::Database db(NewPath(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec(kShop);
+  const Fingerprint before = FingerprintSqlite(db, false, FingerprintDepth::kRowCounts);
+  db.exec("INSERT INTO customers VALUES (3, 'cy@example.com', 'Cy');"
+          "DELETE FROM orders WHERE id = 2; UPDATE orders SET total = 1 WHERE id = 1;");
+  const Fingerprint after = FingerprintSqlite(db, false, FingerprintDepth::kRowCounts);
+  EXPECT_EQ(after.tables.at("customers").rows, 3);
+  EXPECT_EQ(after.tables.at("orders").rows, 1);
+  EXPECT_EQ(DescribeDifferences(before, after),
+            (std::vector<std::string>{"table customers: 3 rows, was 2",
+                                      "table orders: 1 row, was 2"}));
+
+  const Fingerprint full = FingerprintSqlite(db, false);
+  const TableFilter orders = [](const std::string& key) { return key == "orders"; };
+  const Fingerprint counted = FingerprintSqlite(db, false, FingerprintDepth::kRowCounts, orders);
+  EXPECT_EQ(counted.tables.at("orders").content_sha256, full.tables.at("orders").content_sha256);
+  EXPECT_EQ(counted.tables.at("customers").rows, 3);
+  EXPECT_TRUE(counted.tables.at("customers").content_sha256.empty());
+
+  const Fingerprint schema = FingerprintSqlite(db, false, FingerprintDepth::kSchema, orders);
+  EXPECT_EQ(schema.SchemaDigest(), full.SchemaDigest());
+  ASSERT_EQ(schema.tables.size(), 1u);
+  EXPECT_EQ(schema.tables.at("orders").content_sha256, full.tables.at("orders").content_sha256);
+}
+
 TEST_F(FingerprintSqliteTest, ANonDatabaseFileFailsAsAnError) {
   const std::string path = NewPath();
   safemig::testing::WriteFile(path, std::string(4096, 'x'));
