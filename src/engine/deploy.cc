@@ -34,7 +34,9 @@ std::string Joined(const std::vector<std::string>& lines) {
 struct Prepared {
   StatusReport status;
   Plan plan;
-  Fingerprint before;  // the target before any change, safemig's tables left out
+  // The target's schema before any change, safemig's tables left out. Only schemas are
+  // compared and journaled, so no row is read (FingerprintDepth::kSchema).
+  Fingerprint before;
   bool drift_free = false;
 };
 
@@ -73,7 +75,7 @@ Prepared Prepare(Driver& driver, const DeployRequest& request, DeployReport& rep
   report.to_version = prepared.plan.to_version;
   report.pending = prepared.plan.steps;
   if (prepared.plan.steps.empty()) return prepared;
-  prepared.before = driver.TakeFingerprint(/*include_metadata=*/false);
+  prepared.before = driver.TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
   report.plan_hash = PlanHash(prepared.plan, prepared.before.SchemaDigest());
   if (request.lint) report.lint = request.lint(prepared.plan, driver.dialect());
   // Lint errors stop deploys where a mistake costs most; elsewhere they are shown and the
@@ -201,7 +203,8 @@ void RecordRehearsal(DeployReport& report, const Environment& env, RehearsalReco
   const bool reverted_by_downs = failure.category() == Category::kMigrationFailed &&
                                  driver->capabilities().transactional_ddl;
   if (reverted_by_downs) {
-    const Fingerprint now = driver->TakeFingerprint(/*include_metadata=*/false);
+    const Fingerprint now =
+        driver->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
     if (now.SchemaDigest() == prepared.before.SchemaDigest()) {
       throw Error(Category::kMigrationFailed,
                   what + " (checked: the schema fingerprint equals the one before the deploy)",
@@ -232,7 +235,10 @@ void RecordRehearsal(DeployReport& report, const Environment& env, RehearsalReco
   }
   driver = OpenDriver(request.url, OpenOptions{/*create_if_missing=*/false, request.jobs});
   driver->SetTimeouts(request.environment.lock_timeout, request.environment.statement_timeout);
-  const Fingerprint now = driver->TakeFingerprint(/*include_metadata=*/false);
+  // The restore itself proved the data against the backup's manifest; what is left to
+  // check is that the schema is the one before the deploy.
+  const Fingerprint now =
+      driver->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
   if (now.SchemaDigest() != prepared.before.SchemaDigest()) {
     std::vector<std::string> differences =
         DescribeDifferences(SchemaOnly(prepared.before), SchemaOnly(now));
@@ -559,7 +565,9 @@ DeployReport Deploy(std::unique_ptr<Driver>& driver, const DeployRequest& reques
   }
   report.migrations = result.steps;
 
-  const Fingerprint after = driver->TakeFingerprint(/*include_metadata=*/false);
+  // Verify compares schemas and the journal keeps schemas only: no row needs reading.
+  const Fingerprint after =
+      driver->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
   if (report.rehearsal && !report.rehearsal->up_state_schema_digest.empty()) {
     report.verified = after.SchemaDigest() == report.rehearsal->up_state_schema_digest;
     if (!*report.verified) {

@@ -51,20 +51,28 @@ std::string_view Details(const std::string& key, const std::string& line) {
 
 // The fingerprint's data entry for the table a "table T" line names: keys of
 // Fingerprint::tables are raw names, lines show odd names double-quoted.
-const TableData* DataOf(const Fingerprint& fingerprint, const std::string& shown) {
+std::map<std::string, TableData>::const_iterator DataEntry(const Fingerprint& fingerprint,
+                                                           const std::string& shown) {
   auto found = fingerprint.tables.find(shown);
-  if (found != fingerprint.tables.end()) return &found->second;
+  if (found != fingerprint.tables.end()) return found;
   std::string raw;
   for (char c : shown) {
     if (c != '"') raw.push_back(c);
   }
-  found = fingerprint.tables.find(raw);
+  return fingerprint.tables.find(raw);
+}
+
+const TableData* DataOf(const Fingerprint& fingerprint, const std::string& shown) {
+  auto found = DataEntry(fingerprint, shown);
   return found == fingerprint.tables.end() ? nullptr : &found->second;
 }
 
+// Whether the rows are provably the same: a table whose content was not read (an empty
+// hash) is not, whatever its row count.
 bool DataEqual(const TableData* a, const TableData* b) {
   if (a == nullptr || b == nullptr) return a == b;
-  return a->rows == b->rows && a->content_sha256 == b->content_sha256;
+  return a->rows == b->rows && !a->content_sha256.empty() &&
+         a->content_sha256 == b->content_sha256;
 }
 
 // Whether column `column` of the table line is declared NOT NULL (SQLite's "notnull=1",
@@ -221,6 +229,48 @@ ValueCounts CountDroppableValues(Driver& copy, const Fingerprint& before, const 
     }
   }
   return counts;
+}
+
+// The state before `up` runs, as much as the report needs and no more (hashing every row
+// of a large database several times per migration dwarfed the migrations): each table's
+// exact row count, for the figures of DataLoss, and in full the tables named by an up that
+// may remove tables or columns (drop, rename, MySQL's CHANGE, CREATE OR REPLACE), so that
+// a down that brings their data back is told from one that does not. A table removed
+// without being named keeps its exact row count but cannot be proven brought back, so its
+// loss is reported.
+Fingerprint StateBefore(Driver& copy, const std::string& up) {
+  const std::set<std::string> words = Words(up);
+  TableFilter named;
+  if (words.count("drop") != 0 || words.count("rename") != 0 || words.count("change") != 0 ||
+      words.count("replace") != 0) {
+    named = [words, text = Lower(up)](const std::string& key) {
+      return Names(words, text, NameParts(key).back());
+    };
+  }
+  return copy.TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kRowCounts, named);
+}
+
+// The state after a down: its schema, and in full the tables whose rows or columns the up
+// removed and whose content `before` holds, for DataLoss to see whether they came back.
+Fingerprint StateAfterDown(Driver& copy, const Fingerprint& before, const Fingerprint& after_up) {
+  std::set<std::string> removed_from;  // keys of Fingerprint::tables
+  for (const auto& [key, line] : before.objects) {
+    if (!StartsWith(key, "columns ")) continue;
+    auto now = after_up.objects.find(key);
+    if (now != after_up.objects.end() && now->second == line) continue;
+    auto data = DataEntry(before, key.substr(8));
+    if (data == before.tables.end() || data->second.rows == 0 ||
+        data->second.content_sha256.empty()) {
+      continue;
+    }
+    removed_from.insert(data->first);
+  }
+  TableFilter read_in_full;
+  if (!removed_from.empty()) {
+    read_in_full = [removed_from](const std::string& key) { return removed_from.count(key) != 0; };
+  }
+  return copy.TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema,
+                              read_in_full);
 }
 
 // What applying the up from `before` to `after` destroys that `restored` (the state after
@@ -571,9 +621,17 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
     run.environment = options.environment;
     run.run_id = options.run_id;
     run.applied_by = "rehearsal";
-    Fingerprint current = copy->TakeFingerprint(/*include_metadata=*/false);
+    // The state before step `i` runs: what StateBefore reads, or once past the last step
+    // the schema alone (the up state recorded for deploy's verify).
+    auto state_before = [&](size_t i) {
+      return i < plan.steps.size()
+                 ? StateBefore(*copy, plan.steps[i].sql)
+                 : copy->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
+    };
+    Fingerprint current = state_before(0);
     bool stopped = false;
-    for (const PlannedStep& step : plan.steps) {
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+      const PlannedStep& step = plan.steps[i];
       MigrationRehearsal m;
       m.version = step.version;
       m.name = step.name;
@@ -599,7 +657,12 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
         stopped = true;
         continue;
       }
-      const Fingerprint after_up = copy->TakeFingerprint(false);
+      // DataLoss needs only the schema after the up; an irreversible up's state is also the
+      // next step's starting state.
+      const Fingerprint after_up =
+          step.irreversible
+              ? state_before(i + 1)
+              : copy->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
       if (step.irreversible) {
         m.outcome = "irreversible";
         m.data_loss = DataLoss(before, after_up, nullptr, counts);
@@ -622,7 +685,7 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
         stopped = true;
         continue;
       }
-      const Fingerprint after_down = copy->TakeFingerprint(false);
+      const Fingerprint after_down = StateAfterDown(*copy, before, after_up);
       SchemaComparison back = CompareSchemas(before, after_down);
       m.differences = back.differences;
       m.column_order = back.column_order;
@@ -649,7 +712,7 @@ RehearsalRecord Rehearse(Driver& target, const DatabaseUrl& target_url, const Pl
         stopped = true;
         continue;
       }
-      current = copy->TakeFingerprint(false);
+      current = state_before(i + 1);
       SchemaComparison again = CompareSchemas(after_up, current);
       if (!again.differences.empty()) {
         m.outcome = "reapply_differs";

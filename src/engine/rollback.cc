@@ -402,7 +402,9 @@ void RollBackByDown(std::unique_ptr<Driver>& driver, const RollbackRequest& requ
   outcome.strategy_used = "down";
   outcome.reached_version = result.to_version;
   outcome.journal_id = result.journal_id;
-  const Fingerprint after = driver->TakeFingerprint(/*include_metadata=*/false);
+  // Verify compares schemas only (and PlanRollback timed a fingerprint of this depth).
+  const Fingerprint after =
+      driver->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
   Verify(outcome, after);
   outcome.took = std::chrono::duration_cast<milliseconds>(Clock::now() - started);
   CompleteJournal(*driver, result.journal_id, plan, request, outcome, after, reporter);
@@ -424,7 +426,9 @@ void RollBackByRestore(std::unique_ptr<Driver>& driver, const RollbackRequest& r
   outcome.strategy_used = "restore";
   outcome.safety_backup_id = restored.safety_backup_id;
   outcome.reached_version = restored.manifest.migration_version;
-  const Fingerprint after = driver->TakeFingerprint(/*include_metadata=*/false);
+  // The restore proved the data against the backup's manifest; Verify compares schemas.
+  const Fingerprint after =
+      driver->TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
   Verify(outcome, after);
   outcome.took = std::chrono::duration_cast<milliseconds>(Clock::now() - started);
   outcome.journal_id = JournalRestore(
@@ -535,9 +539,11 @@ RollbackPlan PlanRollback(Driver& driver, const RollbackRequest& request) {
   }
 
   // The current state: how long a fingerprint takes here (the down way verifies with
-  // one), and whether someone changed the schema since the deploy.
+  // one of the same depth, schema only), and whether someone changed the schema since the
+  // deploy.
   const auto fingerprint_started = Clock::now();
-  const Fingerprint current = driver.TakeFingerprint(/*include_metadata=*/false);
+  const Fingerprint current =
+      driver.TakeFingerprint(/*include_metadata=*/false, FingerprintDepth::kSchema);
   const milliseconds verify_time = Since(fingerprint_started);
   if (deploy != nullptr && deploy->to_version == plan.from_version &&
       !deploy->fingerprint_after.empty()) {
