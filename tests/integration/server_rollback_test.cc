@@ -212,7 +212,7 @@ TEST_P(ServerRollbackTest, ASchemaChangedByHandAfterTheDeployFailsTheCheckLoudly
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, ServerRollbackTest, ::testing::Values("postgres", "mysql"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& test) { return test.param; });
 
 }  // namespace
 }  // namespace safemig
