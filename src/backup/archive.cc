@@ -217,15 +217,23 @@ ArchiveWriter::ArchiveWriter(const fs::path& store, const std::string& id, int l
   fs::create_directories(store_, ec);
   if (ec) throw WriteError(fmt::format("cannot create {}: {}", store_.string(), ec.message()));
   ::chmod(store_.c_str(), 0700);
-  if (::mkdir(partial_.c_str(), 0700) != 0) {
-    throw WriteError(fmt::format("cannot create {}: {}", partial_.string(), std::strerror(errno)));
+  // The directory gets its lock before it carries the .partial name, so another process
+  // cleaning up abandoned backups never sees it unlocked (a window in which it would be
+  // deleted under a live writer). The lock is held until this object dies, with the
+  // process if it must: cleanup skips locked ones.
+  const fs::path staging = store_ / ("." + id + kArchiveStagingSuffix);
+  if (::mkdir(staging.c_str(), 0700) != 0) {
+    throw WriteError(fmt::format("cannot create {}: {}", staging.string(), std::strerror(errno)));
+  }
+  lock_fd_ = ::open((staging / ".writer.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0 ||
+      ::rename(staging.c_str(), partial_.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::error_code ignored;
+    fs::remove_all(staging, ignored);
+    throw WriteError(fmt::format("cannot lock {}: {}", partial_.string(), why));
   }
   MakePrivateDir(partial_ / kPartsDir);
-  // Held until this object dies, with the process if it must: cleanup skips locked ones.
-  lock_fd_ = ::open((partial_ / ".writer.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    throw WriteError(fmt::format("cannot lock {}: {}", partial_.string(), std::strerror(errno)));
-  }
 }
 
 ArchiveWriter::~ArchiveWriter() {

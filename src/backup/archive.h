@@ -85,6 +85,11 @@ class ProgressSink : public Sink {
 // Rejects part names that could point outside parts/. Throws Error(kIntegrity).
 void CheckPartName(const std::string& name);
 
+// A backup directory is made as ".<id>.new", locked, then renamed to "<id>.partial";
+// one left under the first name by a writer that died at once is removed by the store's
+// clean-up when it is old enough.
+inline constexpr const char* kArchiveStagingSuffix = ".new";
+
 // Writes one backup. The directory <store>/<id>.partial is created at construction and
 // flock()ed so a concurrent cleanup never removes a backup still being written; it is
 // removed by the destructor unless Publish() succeeded. A killed writer leaves the

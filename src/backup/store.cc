@@ -169,7 +169,9 @@ std::vector<std::string> BackupStore::RemoveAbandoned() const {
   if (!fs::is_directory(dir_, ec)) return removed;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || !EndsWith(name, kPartialSuffix)) continue;
+    const bool partial = EndsWith(name, kPartialSuffix);
+    const bool staging = name.front() == '.' && EndsWith(name, kArchiveStagingSuffix);
+    if (!entry.is_directory() || (!partial && !staging)) continue;
     int fd = ::open((entry.path() / ".writer.lock").c_str(), O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
       bool in_use = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
@@ -177,6 +179,13 @@ std::vector<std::string> BackupStore::RemoveAbandoned() const {
       if (in_use) continue;  // another safemig is writing it right now
     }
     std::error_code ignored;
+    if (staging) {
+      // Only a minute after it was made: a writer may be between mkdir and its lock.
+      const auto age = fs::file_time_type::clock::now() - fs::last_write_time(entry.path(), ignored);
+      if (ignored || age < std::chrono::minutes(1)) continue;
+      fs::remove_all(entry.path(), ignored);
+      continue;
+    }
     fs::remove_all(entry.path(), ignored);
     removed.push_back(name.substr(0, name.size() - std::string(kPartialSuffix).size()));
   }
