@@ -226,6 +226,13 @@ class SqliteDriver : public Driver {
 
   QueryResult QueryText(const std::string& sql) override {
     QueryResult result;
+    // Bounded by the statement timeout like a migration's statements: a query that runs
+    // away (a watch's health check) must not hang the caller.
+    if (statement_timeout_) deadline_ = std::chrono::steady_clock::now() + *statement_timeout_;
+    struct ClearDeadline {
+      std::optional<std::chrono::steady_clock::time_point>& deadline;
+      ~ClearDeadline() { deadline.reset(); }
+    } clear{deadline_};
     Guarded("read a table of another tool", [&] {
       SQLite::Statement query(*db_, sql);
       for (int i = 0; i < query.getColumnCount(); ++i) {

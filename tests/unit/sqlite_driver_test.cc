@@ -82,6 +82,20 @@ TEST(SqliteDriver, NonDatabaseFileIsAConnectionError) {
   }
 }
 
+// A read-only query (a watch's health check) is bounded by the statement timeout too.
+TEST(SqliteDriver, QueryTextStopsAtTheStatementTimeout) {
+  TempDir dir;
+  auto driver = OpenSqliteDriver(SqliteUrl(dir / "app.db"), OpenOptions{});
+  driver->SetTimeouts(std::chrono::seconds(1), std::chrono::milliseconds(200));
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_THROW(driver->QueryText("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                 "WHERE x < 2000000000) SELECT count(*) FROM c"),
+               Error);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  // The limit does not outlive the query.
+  EXPECT_EQ(driver->QueryText("SELECT 42").rows.at(0).at(0), "42");
+}
+
 TEST(SqliteDriver, AppliesStatementsAndHistoryRowTogether) {
   TempDir dir;
   auto driver = OpenSqliteDriver(SqliteUrl(dir / "app.db"), OpenOptions{});
