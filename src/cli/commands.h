@@ -82,6 +82,9 @@ void SetupCiCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
 void SetupAdoptCommands(CLI::App& app, GlobalOptions& options);
 // `rollback`.
 void SetupRollbackCommand(CLI::App& app, GlobalOptions& options, int& exit_code);
+// A rollback of `target` with what every caller sets the same way: environment, URL, the
+// migration files still there (none is fine), jobs and who runs it.
+RollbackRequest RollbackRequestFor(const GlobalOptions& options, const Target& target);
 // The rollback plan for a person: both ways back side by side, the choice and why.
 void PrintRollbackPlan(const Console& console, const RollbackPlan& plan);
 

@@ -62,14 +62,7 @@ std::string StepLine(const RollbackStepInfo& step) {
 
 RollbackRequest MakeRollbackRequest(const GlobalOptions& options, const Target& target,
                                     const RollbackFlags& flags) {
-  RollbackRequest request;
-  request.environment = target.resolved.environment;
-  request.url = target.url;
-  // After a code rollback the files may be gone or fewer: that is the case rollback is for.
-  try {
-    request.files = LoadMigrations(target.resolved);
-  } catch (const Error&) {
-  }
+  RollbackRequest request = RollbackRequestFor(options, target);
   if (!flags.to.empty()) request.to = flags.to;
   if (flags.steps != 0) request.steps = flags.steps;
   if (!flags.deploy.empty()) request.deploy_id = flags.deploy;
@@ -80,9 +73,6 @@ RollbackRequest MakeRollbackRequest(const GlobalOptions& options, const Target& 
   request.skip_backup = flags.skip_backup;
   request.yes = options.yes;
   request.ask_approval = ApprovalPrompt(options, target.resolved.environment.name);
-  request.jobs = options.jobs;
-  request.runner = RunnerName();
-  request.applied_by = CurrentUserAtHost();
   return request;
 }
 
@@ -120,6 +110,22 @@ void RunRollback(const GlobalOptions& options, const RollbackFlags& flags, int& 
 }
 
 }  // namespace
+
+RollbackRequest RollbackRequestFor(const GlobalOptions& options, const Target& target) {
+  RollbackRequest request;
+  request.environment = target.resolved.environment;
+  request.url = target.url;
+  // After a code rollback the files may be gone or fewer: that is the case rollback is for,
+  // and the stored down SQL is what runs.
+  try {
+    request.files = LoadMigrations(target.resolved);
+  } catch (const Error&) {
+  }
+  request.jobs = options.jobs;
+  request.runner = RunnerName();
+  request.applied_by = CurrentUserAtHost();
+  return request;
+}
 
 void PrintRollbackPlan(const Console& console, const RollbackPlan& plan) {
   if (console.json()) return;

@@ -126,21 +126,11 @@ struct Response {
 RollbackRequest MakeWatchRollback(const GlobalOptions& options, const Target& target,
                                   const WatchSettings& settings, const std::string& deploy_id,
                                   const std::string& reason) {
-  RollbackRequest request;
-  request.environment = target.resolved.environment;
-  request.url = target.url;
-  // After a code rollback the files may be gone; the stored down SQL is what runs.
-  try {
-    request.files = LoadMigrations(target.resolved);
-  } catch (const Error&) {
-  }
+  RollbackRequest request = RollbackRequestFor(options, target);
   if (!deploy_id.empty()) request.deploy_id = deploy_id;
   request.deadline = settings.rollback_deadline;
   request.yes = true;
   request.reason = reason;
-  request.jobs = options.jobs;
-  request.runner = RunnerName();
-  request.applied_by = CurrentUserAtHost();
   return request;
 }
 
