@@ -19,10 +19,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::string VersionOrNone(const std::string& version) {
-  return version.empty() ? "none" : version;
-}
-
 std::string Ms(const std::optional<milliseconds>& value) {
   return value ? FormatDuration(*value) : std::string("-");
 }

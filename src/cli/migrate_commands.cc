@@ -46,10 +46,6 @@ nlohmann::json StatusRowJson(const StatusRow& row) {
   return j;
 }
 
-std::string VersionOrNone(const std::string& version) {
-  return version.empty() ? "none" : version;
-}
-
 // Reads history under the lock the caller holds and compares it with the files.
 StatusReport ReadStatus(Driver& driver, const std::vector<Migration>& files) {
   return ComputeStatus(files, driver.ReadHistory());

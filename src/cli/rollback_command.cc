@@ -28,10 +28,6 @@ struct RollbackFlags {
   bool skip_backup = false;
 };
 
-std::string VersionOrNone(const std::string& version) {
-  return version.empty() ? "none" : version;
-}
-
 std::string EstimateText(const RollbackWay& way) {
   if (!way.available) return "not available";
   return way.estimate ? "about " + FormatDuration(*way.estimate) : "unknown";

@@ -21,6 +21,10 @@ enum class MigrationState {
 
 const char* StateName(MigrationState state);  // "applied", "pending", "changed", ...
 bool IsDrift(MigrationState state);
+// How messages show a version: "none" before any migration.
+inline std::string VersionOrNone(const std::string& version) {
+  return version.empty() ? "none" : version;
+}
 
 struct StatusRow {
   std::string version;

@@ -1,3 +1,4 @@
+#include "engine/json_fields.h"
 #include "engine/deploy.h"
 
 #include <filesystem>
@@ -16,10 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-nlohmann::json OrNull(const std::string& text) {
-  return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
-}
 
 std::string Joined(const std::vector<std::string>& lines) {
   std::string text;
@@ -295,8 +292,7 @@ void FinishJournal(Driver& driver, std::int64_t journal_id, const DeployReport& 
       entry.plan_hash = report.plan_hash;
       entry.fingerprint_before = SchemaOnly(before).ToJson();
       entry.fingerprint_after = SchemaOnly(after).ToJson();
-      nlohmann::json details = nlohmann::json::parse(entry.details, nullptr, false);
-      if (details.is_discarded() || !details.is_object()) details = nlohmann::json::object();
+      nlohmann::json details = DetailsObject(entry.details);
       nlohmann::json gates = nlohmann::json::array();
       for (const Gate& gate : report.gates) {
         gates.push_back({{"name", gate.name},

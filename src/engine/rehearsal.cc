@@ -14,6 +14,7 @@
 #include "core/interrupt.h"
 #include "core/sha256.h"
 #include "core/sql_quote.h"
+#include "engine/json_fields.h"
 
 namespace safemig {
 namespace {
@@ -381,23 +382,6 @@ std::optional<milliseconds> OptionalMs(const nlohmann::json& value) {
   return milliseconds(value.get<std::int64_t>());
 }
 
-nlohmann::json MsOrNull(const std::optional<milliseconds>& value) {
-  return value ? nlohmann::json(value->count()) : nlohmann::json(nullptr);
-}
-
-std::chrono::system_clock::time_point ParseIso8601(const std::string& text) {
-  // "2026-11-26T02:47:16.123Z": fields read by position; a malformed time counts as old.
-  std::tm tm{};
-  int millis = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis) < 6) {
-    return std::chrono::system_clock::time_point{};
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return std::chrono::system_clock::from_time_t(::timegm(&tm)) + milliseconds(millis);
-}
-
 }  // namespace
 
 std::string PlanHash(const Plan& plan, const std::string& schema_digest) {
@@ -500,7 +484,10 @@ RehearsalRecord LastRehearsal(const std::vector<JournalEntry>& journal,
     record.reasons = details.value("reasons", std::vector<std::string>{});
     record.up_state_schema_digest = details.value("up_state_schema_digest", std::string());
     record.up_state_schema = entry.fingerprint_after;
-    if (record.status == "passed" && now - ParseIso8601(entry.finished_at) > max_age) {
+    // A malformed time counts as old.
+    const auto finished = ParseIso8601(entry.finished_at).value_or(
+        std::chrono::system_clock::time_point{});
+    if (record.status == "passed" && now - finished > max_age) {
       record.status = "stale";
     }
     return record;

@@ -14,6 +14,7 @@
 #include "engine/backups.h"
 #include "engine/deploy.h"
 #include "engine/gates.h"
+#include "engine/json_fields.h"
 #include "engine/recovery.h"
 #include "engine/rehearsal.h"
 
@@ -22,23 +23,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-nlohmann::json ParseObject(const std::string& text) {
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
-  return json.is_object() ? json : nlohmann::json::object();
-}
-
-nlohmann::json MsOrNull(const std::optional<milliseconds>& ms) {
-  return ms ? nlohmann::json(ms->count()) : nlohmann::json(nullptr);
-}
-
-nlohmann::json OrNull(const std::string& text) {
-  return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
-}
-
-std::string VersionOrNone(const std::string& version) {
-  return version.empty() ? "none" : version;
-}
 
 bool IsDeploy(const JournalEntry& entry) {
   return (entry.kind == "deploy" || entry.kind == "up") && entry.outcome == "ok";
@@ -85,12 +69,12 @@ const JournalEntry* DeployFrom(const Memory& memory, const std::string& version,
 std::vector<RehearsalRecord> Rehearsals(const Memory& memory, const JournalEntry* deploy) {
   std::int64_t preferred = 0;
   if (deploy != nullptr) {
-    preferred = ParseObject(deploy->details).value("rehearsal_journal_id", std::int64_t{0});
+    preferred = DetailsObject(deploy->details).value("rehearsal_journal_id", std::int64_t{0});
   }
   std::vector<RehearsalRecord> records;
   for (const JournalEntry& entry : memory.journal) {
     if (entry.kind != "rehearsal") continue;
-    nlohmann::json details = ParseObject(entry.details);
+    nlohmann::json details = DetailsObject(entry.details);
     if (!details.contains("rehearsal")) continue;
     RehearsalRecord record;
     try {
@@ -306,7 +290,7 @@ void CompleteJournal(Driver& driver, std::int64_t journal_id, const RollbackPlan
   try {
     for (JournalEntry& entry : driver.ReadJournal(20)) {
       if (entry.id != journal_id) continue;
-      nlohmann::json details = ParseObject(entry.details);
+      nlohmann::json details = DetailsObject(entry.details);
       details["strategy"] = outcome.strategy_used;
       details["why"] = plan.why;
       details["reason"] = RedactSecrets(request.reason);
@@ -556,7 +540,7 @@ RollbackPlan PlanRollback(Driver& driver, const RollbackRequest& request) {
 
   std::optional<std::int64_t> writes_since;
   if (deploy != nullptr) {
-    const nlohmann::json details = ParseObject(deploy->details);
+    const nlohmann::json details = DetailsObject(deploy->details);
     std::optional<std::int64_t> now;
     try {
       now = driver.WriteCount();
