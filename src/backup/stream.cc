@@ -9,8 +9,13 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -409,6 +414,107 @@ std::size_t StringSource::Read(char* data, std::size_t size) {
   if (n > 0) std::memcpy(data, text_.data() + offset_, n);
   offset_ += n;
   return n;
+}
+
+// --- BackgroundSink ----------------------------------------------------------------------
+
+struct BackgroundSink::Impl {
+  Impl(Sink& next_sink, std::size_t block, std::size_t max_waiting)
+      : next(next_sink), block_bytes(std::max<std::size_t>(block, 1)),
+        depth(std::max<std::size_t>(max_waiting, 1)) {
+    thread = std::thread([this] { Run(); });
+  }
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+      waiting.clear();
+    }
+    changed.notify_all();
+    thread.join();
+  }
+
+  void Run() {
+    for (;;) {
+      std::string block;
+      bool skip = false;  // after an error, blocks are dropped
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] { return stopping || !waiting.empty(); });
+        if (waiting.empty()) return;  // stopping
+        block = std::move(waiting.front());
+        waiting.pop_front();
+        busy = true;
+        skip = error != nullptr;
+      }
+      changed.notify_all();
+      std::exception_ptr failed;
+      try {
+        if (!skip) next.Write(block);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (failed && !error) error = failed;
+        busy = false;
+      }
+      changed.notify_all();
+    }
+  }
+
+  void RethrowIfFailed() {
+    if (error) std::rethrow_exception(error);
+  }
+
+  // Queues `current` (waiting while `depth` blocks are queued) and starts a new one.
+  void Hand() {
+    if (current.empty()) return;
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return error || waiting.size() < depth; });
+    RethrowIfFailed();
+    waiting.push_back(std::move(current));
+    current = std::string();
+    current.reserve(block_bytes + block_bytes / 8);
+    lock.unlock();
+    changed.notify_all();
+  }
+
+  void Drain() {
+    Hand();
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return waiting.empty() && !busy; });
+    RethrowIfFailed();
+  }
+
+  Sink& next;
+  const std::size_t block_bytes;
+  const std::size_t depth;
+  std::string current;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::string> waiting;
+  bool busy = false;
+  bool stopping = false;
+  std::exception_ptr error;
+  std::thread thread;  // last: starts once everything above exists
+};
+
+BackgroundSink::BackgroundSink(Sink& next, std::size_t block_bytes, std::size_t depth)
+    : impl_(std::make_unique<Impl>(next, block_bytes, depth)) {}
+
+BackgroundSink::~BackgroundSink() = default;
+
+void BackgroundSink::Write(const char* data, std::size_t size) {
+  impl_->current.append(data, size);
+  if (impl_->current.size() >= impl_->block_bytes) impl_->Hand();
+}
+
+void BackgroundSink::Flush() { impl_->Drain(); }
+
+void BackgroundSink::Finish() {
+  impl_->Drain();
+  impl_->next.Finish();
 }
 
 void SyncDirectory(const std::filesystem::path& dir) {

@@ -180,6 +180,29 @@ class StringSource : public Source {
   std::size_t offset_ = 0;
 };
 
+// Passes what is written on to `next` on a thread of its own, in blocks of about
+// `block_bytes` with at most `depth` blocks waiting (memory stays bounded), so the caller
+// goes on producing while `next` hashes, compresses or writes. A single Write() is never
+// split across blocks. Flush() returns once `next` has had everything; it and any later
+// Write() rethrow the first error `next` threw. Finish() flushes, then finishes `next` on
+// the caller's thread. Destroyed without either, it drops what was waiting and joins.
+// The one exception to "one thread per chain": `next` runs on the background thread.
+class BackgroundSink : public Sink {
+ public:
+  using Sink::Write;
+  explicit BackgroundSink(Sink& next, std::size_t block_bytes = 1 << 20, std::size_t depth = 4);
+  ~BackgroundSink() override;
+  BackgroundSink(const BackgroundSink&) = delete;
+  BackgroundSink& operator=(const BackgroundSink&) = delete;
+  void Write(const char* data, std::size_t size) override;
+  void Flush();
+  void Finish() override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // fsyncs a directory so a rename or a new entry in it is durable. Throws
 // Error(kMigrationFailed) naming the directory.
 void SyncDirectory(const std::filesystem::path& dir);

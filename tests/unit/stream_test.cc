@@ -599,6 +599,66 @@ TEST(ZstdSource, TinyReadsStillReturnEverything) {
 // ---------------------------------------------------------------------------------------
 // FileSink, FileSource, SyncDirectory
 
+TEST(BackgroundSink, PassesEverythingOnInOrderThenFinishesTheChain) {
+  const std::string data = MakeData(3000000);
+  StringSink inner;
+  BackgroundSink background(inner, /*block_bytes=*/4096, /*depth=*/2);
+  WriteInPieces(background, data);
+  background.Flush();
+  EXPECT_FALSE(inner.finished());
+  EXPECT_TRUE(inner.text() == data);
+  background.Write("tail");
+  background.Finish();
+  EXPECT_TRUE(inner.finished());
+  EXPECT_TRUE(inner.text() == data + "tail");
+}
+
+TEST(BackgroundSink, NeverSplitsOneWriteAcrossBlocks) {
+  class BlockSink : public Sink {
+   public:
+    using Sink::Write;
+    void Write(const char* data, std::size_t size) override { blocks.emplace_back(data, size); }
+    void Finish() override {}
+    std::vector<std::string> blocks;
+  } inner;
+  BackgroundSink background(inner, /*block_bytes=*/10, /*depth=*/1);
+  for (int i = 0; i < 50; ++i) background.Write("record-" + std::to_string(i) + ";");
+  background.Flush();
+  std::string all;
+  for (const std::string& block : inner.blocks) {
+    EXPECT_EQ(block.back(), ';') << block;
+    all += block;
+  }
+  EXPECT_EQ(all.substr(0, 18), "record-0;record-1;");
+  EXPECT_GT(inner.blocks.size(), 10u);
+}
+
+TEST(BackgroundSink, AnErrorOnTheBackgroundThreadReachesTheWriter) {
+  safemig::testing::FaultySink full(1000);
+  BackgroundSink background(full, /*block_bytes=*/256, /*depth=*/2);
+  const std::string data = MakeData(100000);
+  try {
+    WriteInPieces(background, data);
+    background.Flush();
+    FAIL() << "no error reached the writer";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), Category::kMigrationFailed);
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos);
+  }
+  EXPECT_EQ(full.failures(), 1);  // blocks after the failure were dropped, not retried
+  EXPECT_THROW(background.Finish(), Error);
+}
+
+TEST(BackgroundSink, DestroyedWithoutFlushDropsWhatWaitsAndJoins) {
+  StringSink inner;
+  {
+    BackgroundSink background(inner, /*block_bytes=*/16, /*depth=*/4);
+    WriteInPieces(background, MakeData(100000));
+  }
+  EXPECT_FALSE(inner.finished());
+  EXPECT_LE(inner.text().size(), 100000u);
+}
+
 TEST(FileSink, RefusesToOverwriteAnExistingFile) {
   TempDir dir;
   const fs::path path = dir / "part.zst";
