@@ -88,7 +88,7 @@ std::string HashedValue(const std::string& column, MySqlValueKind kind) {
   return "CAST(CONVERT(" + name + " USING utf8mb4) AS BINARY)";
 }
 
-std::string Decimal(MySqlRowHasher::Sum value) {
+std::string Decimal(MySqlRowSums::Sum value) {
   if (value == 0) return "0";
   std::string digits;
   while (value > 0) {
@@ -104,6 +104,39 @@ struct TableInfo {
   std::vector<std::pair<int, std::string>> ordered_columns;
   std::vector<std::pair<std::string, MySqlValueKind>> stored_columns;  // for the row hash
 };
+
+MySqlRowSums::Sum ParseSum(const std::string& digits) {
+  MySqlRowSums::Sum value = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') {
+      throw Error(Category::kMigrationFailed, "the server returned a row hash sum that is not "
+                                              "a whole number: " + digits);
+    }
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value;
+}
+
+// The row sums of `table` (already qualified and quoted) over its stored columns and the
+// rows `where` selects, as MySqlRowHasher computes them on the client.
+MySqlRowSums HashRows(MySqlSession& session, const std::string& table,
+                      std::vector<std::pair<std::string, MySqlValueKind>> stored,
+                      const std::string& where) {
+  std::sort(stored.begin(), stored.end());
+  std::string values = "CONCAT_WS(','";
+  for (const auto& [column, kind] : stored) values += ", QUOTE(" + HashedValue(column, kind) + ")";
+  values += ")";
+  std::vector<MySqlRow> sums = session.Query(
+      "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), "
+      "0), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) FROM "
+      "(SELECT MD5(" + values + ") AS h FROM " + table +
+      (where.empty() ? "" : " WHERE " + where) + ") AS hashed");
+  MySqlRowSums result;
+  result.rows = std::stoll(Str(sums.at(0)[0]));
+  result.lane1 = ParseSum(Str(sums.at(0)[1]));
+  result.lane2 = ParseSum(Str(sums.at(0)[2]));
+  return result;
+}
 
 }  // namespace
 
@@ -121,47 +154,121 @@ MySqlValueKind MySqlKindOf(const std::string& data_type) {
   return MySqlValueKind::kText;
 }
 
-void MySqlRowHasher::AddRow(const std::vector<const std::string*>& values) {
+void MySqlRowHasher::AppendRowText(std::string& out,
+                                   const std::vector<const std::string*>& values) {
   // CONCAT_WS(',', QUOTE(v1), QUOTE(v2), ...) exactly as the server renders it.
-  text_.clear();
   for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) text_.push_back(',');
+    if (i > 0) out.push_back(',');
     if (values[i] == nullptr) {
-      text_ += "NULL";
+      out += "NULL";
       continue;
     }
-    text_.push_back('\'');
+    out.push_back('\'');
     for (char c : *values[i]) {
       switch (c) {
-        case '\\': text_ += "\\\\"; break;
-        case '\'': text_ += "\\'"; break;
-        case '\0': text_ += "\\0"; break;
-        case '\x1a': text_ += "\\Z"; break;
-        default: text_.push_back(c);
+        case '\\': out += "\\\\"; break;
+        case '\'': out += "\\'"; break;
+        case '\0': out += "\\0"; break;
+        case '\x1a': out += "\\Z"; break;
+        default: out.push_back(c);
       }
     }
-    text_.push_back('\'');
+    out.push_back('\'');
   }
+}
+
+void MySqlRowHasher::AddRowText(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(text_.data(), text_.size(), digest, &length, EVP_md5(), nullptr);
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_md5(), nullptr);
   std::uint64_t lane1 = 0;
   std::uint64_t lane2 = 0;
   for (int i = 0; i < 8; ++i) {
     lane1 = (lane1 << 8) | digest[i];
     lane2 = (lane2 << 8) | digest[8 + i];
   }
-  sum1_ += lane1;
-  sum2_ += lane2;
-  ++rows_;
+  sums_.lane1 += lane1;
+  sums_.lane2 += lane2;
+  ++sums_.rows;
 }
 
-TableData MySqlRowHasher::Finish() const {
+void MySqlRowHasher::AddRow(const std::vector<const std::string*>& values) {
+  text_.clear();
+  AppendRowText(text_, values);
+  AddRowText(text_);
+}
+
+void MySqlRowSums::Add(const MySqlRowSums& other) {
+  rows += other.rows;
+  lane1 += other.lane1;
+  lane2 += other.lane2;
+}
+
+TableData MySqlRowSums::Finish() const {
   TableData data;
-  data.rows = rows_;
-  data.content_sha256 = Sha256Hex(fmt::format("safemig-mysql-rows-1 {} {} {}", rows_,
-                                              Decimal(sum1_), Decimal(sum2_)));
+  data.rows = rows;
+  data.content_sha256 = Sha256Hex(
+      fmt::format("safemig-mysql-rows-1 {} {} {}", rows, Decimal(lane1), Decimal(lane2)));
   return data;
+}
+
+MySqlRowSums HashMySqlRows(MySqlSession& session, const std::string& database,
+                           const std::string& table, const std::string& where) {
+  return GuardMySql("hash the rows of " + QuoteMySqlIdentifier(table), [&] {
+    session.Exec("SET SESSION time_zone = '+00:00'");
+    std::vector<std::pair<std::string, MySqlValueKind>> stored;
+    for (const MySqlRow& r : session.Query(
+             "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, IS_GENERATED FROM information_schema.COLUMNS "
+             "WHERE TABLE_SCHEMA = " + QuoteMySqlLiteral(database) + " AND TABLE_NAME = " +
+             QuoteMySqlLiteral(table))) {
+      if (Str(r[3]) == "ALWAYS" || Str(r[2]).find("GENERATED") != std::string::npos) continue;
+      stored.emplace_back(Str(r[0]), MySqlKindOf(Str(r[1])));
+    }
+    return HashRows(session, QuoteMySqlIdentifier(database) + "." + QuoteMySqlIdentifier(table),
+                    std::move(stored), where);
+  });
+}
+
+std::vector<std::string> MySqlHashRanges(MySqlSession& session, const std::string& database,
+                                         const std::string& table, int parts) {
+  if (parts < 2) return {""};
+  return GuardMySql("split the rows of " + QuoteMySqlIdentifier(table), [&] {
+    std::vector<MySqlRow> key = session.Query(
+        "SELECT k.COLUMN_NAME, c.DATA_TYPE FROM information_schema.KEY_COLUMN_USAGE k JOIN "
+        "information_schema.COLUMNS c ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = "
+        "k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME WHERE k.TABLE_SCHEMA = " +
+        QuoteMySqlLiteral(database) + " AND k.TABLE_NAME = " + QuoteMySqlLiteral(table) +
+        " AND k.CONSTRAINT_NAME = 'PRIMARY'");
+    static const std::set<std::string> integers = {"tinyint", "smallint", "mediumint", "int",
+                                                   "integer", "bigint"};
+    if (key.size() != 1 || integers.count(Str(key[0][1])) == 0) {
+      return std::vector<std::string>{""};
+    }
+    const std::string column = QuoteMySqlIdentifier(Str(key[0][0]));
+    // Signed and unsigned keys alike fit a long double closely enough to place bounds;
+    // the bounds only need to be increasing, never exact.
+    std::vector<MySqlRow> range = session.Query(
+        "SELECT CAST(MIN(" + column + ") AS CHAR), CAST(MAX(" + column + ") AS CHAR) FROM " +
+        QuoteMySqlIdentifier(database) + "." + QuoteMySqlIdentifier(table));
+    if (range.empty() || !range[0][0] || !range[0][1]) return std::vector<std::string>{""};
+    const long double low = std::stold(*range[0][0]);
+    const long double high = std::stold(*range[0][1]);
+    std::vector<std::string> bounds;
+    for (int i = 1; i < parts; ++i) {
+      const std::string bound = fmt::format("{:.0f}", low + (high - low) * i / parts);
+      if (bounds.empty() || bound != bounds.back()) bounds.push_back(bound);
+    }
+    std::vector<std::string> conditions;
+    for (std::size_t i = 0; i <= bounds.size(); ++i) {
+      std::string condition;
+      if (i > 0) condition = column + " >= " + bounds[i - 1];
+      if (i < bounds.size()) {
+        condition += (condition.empty() ? "" : " AND ") + column + " < " + bounds[i];
+      }
+      conditions.push_back(condition);
+    }
+    return conditions;
+  });
 }
 
 std::string StripDefiner(const std::string& sql) {
@@ -380,19 +487,7 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
         }
         continue;
       }
-      std::vector<std::pair<std::string, MySqlValueKind>> stored = info.stored_columns;
-      std::sort(stored.begin(), stored.end());
-      std::string values = "CONCAT_WS(','";
-      for (const auto& [column, kind] : stored) values += ", QUOTE(" + HashedValue(column, kind) + ")";
-      values += ")";
-      std::vector<MySqlRow> sums = session.Query(
-          "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), "
-          "0), COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) FROM "
-          "(SELECT MD5(" + values + ") AS h FROM " + table + ") AS hashed");
-      TableData data;
-      data.rows = std::stoll(Str(sums.at(0)[0]));
-      data.content_sha256 = Sha256Hex(fmt::format("safemig-mysql-rows-1 {} {} {}", data.rows,
-                                                  Str(sums.at(0)[1]), Str(sums.at(0)[2])));
+      TableData data = HashRows(session, table, info.stored_columns, "").Finish();
       fingerprint.tables[name] = data;
     }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/fingerprint.h"
@@ -25,22 +26,36 @@ constexpr const char* kMySqlLockTable = "safemig_lock";
 enum class MySqlValueKind { kNumber, kBit, kBytes, kText };
 MySqlValueKind MySqlKindOf(const std::string& data_type);  // information_schema DATA_TYPE
 
+// Sums over some rows of a table of each row's hash (the MD5 of its values, as two 64-bit
+// lanes), and how many rows. The sums of disjoint sets of rows add up to the sums of their
+// union, so a table can be hashed in parts, on several sessions, in any order.
+struct MySqlRowSums {
+  // Sums of up to 2^63 rows of 64-bit lanes fit (GCC/Clang's 128-bit integer).
+  __extension__ typedef unsigned __int128 Sum;
+  std::int64_t rows = 0;
+  Sum lane1 = 0;
+  Sum lane2 = 0;
+
+  void Add(const MySqlRowSums& other);
+  TableData Finish() const;  // the fingerprint's entry for these rows
+};
+
 // The row hash of the fingerprint computed on the client from values as a dump reads them
 // (NULL as nullptr, in the stored columns' name order), equal to what FingerprintMySql
 // computes on the server for the same rows.
 class MySqlRowHasher {
  public:
-  // Sums of up to 2^63 rows of 64-bit lanes fit (GCC/Clang's 128-bit integer).
-  __extension__ typedef unsigned __int128 Sum;
-
   void AddRow(const std::vector<const std::string*>& values);
-  TableData Finish() const;
+  TableData Finish() const { return sums_.Finish(); }
+
+  // AddRow in two steps, so they can run on different threads: the text a row is hashed
+  // as, appended to `out`, and hashing such a text.
+  static void AppendRowText(std::string& out, const std::vector<const std::string*>& values);
+  void AddRowText(std::string_view text);
 
  private:
   std::string text_;
-  std::int64_t rows_ = 0;
-  Sum sum1_ = 0;
-  Sum sum2_ = 0;
+  MySqlRowSums sums_;
 };
 
 // Describes `database` through `session` (the caller picks the snapshot, e.g. a
@@ -57,6 +72,19 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
 Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
                              bool include_metadata, FingerprintDepth depth,
                              const TableFilter& read_in_full = {});
+
+// The row sums of `table` on the server, as FingerprintMySql computes them, over the rows
+// `where` selects (a condition from MySqlHashRanges; "" for every row). Sets the
+// session's time_zone to '+00:00'. Throws Error(kMigrationFailed) on a query failure.
+MySqlRowSums HashMySqlRows(MySqlSession& session, const std::string& database,
+                           const std::string& table, const std::string& where = "");
+
+// Conditions that split `table`'s rows into `parts` disjoint ranges of its primary key
+// which together cover every row, so the ranges can be hashed at once on several
+// sessions. A single "" (every row) when parts < 2 or the primary key is not one integer
+// column.
+std::vector<std::string> MySqlHashRanges(MySqlSession& session, const std::string& database,
+                                         const std::string& table, int parts);
 
 // SHOW CREATE output without the parts that differ between equal objects: the DEFINER
 // clause (a restore as another account changes it), "AUTO_INCREMENT=N" table options, and
