@@ -16,38 +16,20 @@
 namespace safemig {
 namespace {
 
+using testing::CommandLineUrl;
 using testing::RunSafemig;
 using testing::ScratchPostgresDatabase;
+using testing::ShellQuote;
 using testing::TempDir;
 using testing::WriteFile;
 
 const std::string kExamples = std::string(SAFEMIG_SOURCE_DIR) + "/migrations-examples/postgres";
 const std::string kLastExample = "20260127110000";
 
-std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-// The URL safemig gets on its command line: SAFEMIG_TEST_POSTGRES_URL as written (with its
-// password and parameters) with the database name replaced. DatabaseUrl only prints
-// itself redacted, so the URL is edited as text.
-std::string CommandLineUrl(const std::string& database) {
-  std::string url = std::getenv("SAFEMIG_TEST_POSTGRES_URL");
-  size_t authority = url.find("://");
-  authority = authority == std::string::npos ? 0 : authority + 3;
-  // A raw '/', '?' or '#' cannot appear in the userinfo (safemig asks for percent-encoding).
-  size_t path = url.find_first_of("/?#", authority);
-  if (path == std::string::npos) return url + "/" + database;
-  if (url[path] != '/') return url.substr(0, path) + "/" + database + url.substr(path);
-  size_t rest = url.find_first_of("?#", path);
-  return url.substr(0, path + 1) + database + (rest == std::string::npos ? "" : url.substr(rest));
-}
-
 // "--url ... --dir ... " for every command of a test.
 std::string CommonArgs(const ScratchPostgresDatabase& db, const std::string& dir) {
-  return "--url " + ShellQuote(CommandLineUrl(db.name())) + " --dir " + ShellQuote(dir) + " ";
+  return "--url " + ShellQuote(CommandLineUrl("SAFEMIG_TEST_POSTGRES_URL", db.name())) +
+         " --dir " + ShellQuote(dir) + " ";
 }
 
 // Rows of a one-column query, one line each.

@@ -22,6 +22,7 @@ namespace safemig {
 namespace {
 
 using testing::ScratchPostgresDatabase;
+using testing::ShellQuote;
 
 // One connection to a scratch database for a whole test: connecting (SCRAM) costs more
 // than most statements here.
@@ -247,17 +248,6 @@ TEST(PostgresFingerprint, EqualForSameSchemaCreatedInAnotherOrder) {
 }
 
 // For /bin/sh: single quotes, each quote inside closed, escaped and reopened.
-std::string ShellQuote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      quoted += R"('\'')";
-    } else {
-      quoted.push_back(c);
-    }
-  }
-  return quoted + "'";
-}
 
 // Backups are taken with pg_dump, and a restore must reproduce the fingerprint recorded
 // with the backup.

@@ -23,6 +23,30 @@ inline bool UnderCi() {
 }
 
 // The admin URL of the test PostgreSQL server, or nullopt (after failing or skipping).
+// `text` in single quotes for /bin/sh.
+inline std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// The URL a test hands to the safemig binary: the environment variable `server_var`
+// (SAFEMIG_TEST_POSTGRES_URL, SAFEMIG_TEST_MYSQL_URL) as written, with its password and
+// parameters, and the database name replaced. DatabaseUrl only prints itself redacted,
+// so the URL is edited as text.
+inline std::string CommandLineUrl(const char* server_var, const std::string& database) {
+  const char* value = std::getenv(server_var);
+  std::string url = value == nullptr ? "" : value;
+  size_t authority = url.find("://");
+  authority = authority == std::string::npos ? 0 : authority + 3;
+  // A raw '/', '?' or '#' cannot appear in the userinfo (safemig asks for percent-encoding).
+  size_t path = url.find_first_of("/?#", authority);
+  if (path == std::string::npos) return url + "/" + database;
+  if (url[path] != '/') return url.substr(0, path) + "/" + database + url.substr(path);
+  size_t rest = url.find_first_of("?#", path);
+  return url.substr(0, path + 1) + database + (rest == std::string::npos ? "" : url.substr(rest));
+}
+
 inline std::optional<DatabaseUrl> PostgresServer() {
   const char* url = std::getenv("SAFEMIG_TEST_POSTGRES_URL");
   if (url == nullptr || *url == '\0') return std::nullopt;
