@@ -785,8 +785,11 @@ void CheckFingerprint(const Manifest& manifest, const DatabaseUrl& target,
                       const std::string& database,
                       const std::map<std::string, TableData>& hashed) {
   MySqlSession session(target, database);
-  Fingerprint restored = FingerprintMySql(session, database, true, FingerprintDepth::kSchema);
-  restored.tables = hashed;
+  // Sequences have no data part: their one row is read now.
+  Fingerprint restored =
+      FingerprintMySql(session, database, true, FingerprintDepth::kSchema,
+                       [&hashed](const std::string& key) { return hashed.count(key) == 0; });
+  for (const auto& [table, data] : hashed) restored.tables[table] = data;
   if (restored.Digest() == manifest.fingerprint.Digest()) return;
   const std::vector<std::string> differences = DescribeDifferences(manifest.fingerprint, restored);
   throw Error(Category::kIntegrity,
@@ -1121,6 +1124,7 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
   MySqlSession session(url);
   const std::string& database = url.database;
   std::vector<TableToCopy> tables;
+  std::vector<std::string> sequences;  // MariaDB
   DatabaseOptions options;
   InContext("cannot back up the MySQL database", [&] {
     session.Exec("SET SESSION time_zone = '+00:00'");
@@ -1130,6 +1134,11 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
     session.Exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     session.Exec("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY");
     tables = ListTables(session, database);
+    for (const MySqlRow& r : session.Query(
+             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = " +
+             QuoteMySqlLiteral(database) + " AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME")) {
+      sequences.push_back(Str(r[0]));
+    }
     std::vector<MySqlRow> db = session.Query(
         "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
         "information_schema.SCHEMATA WHERE SCHEMA_NAME = " + QuoteMySqlLiteral(database));
@@ -1152,12 +1161,32 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
     nlohmann::json header = {{"charset", options.charset}, {"collation", options.collation}};
     counted.Write(kDatabaseHeader + header.dump() + "\n");
     counted.Write(kPartSettings);
+    InContext("cannot back up the sequences", [&] {
+      // Before the tables, whose defaults may call NEXTVAL. Each continues where the
+      // original would after a restart: at its first value not handed to a cache.
+      for (const std::string& sequence : sequences) {
+        const std::string name = QuoteMySqlIdentifier(sequence);
+        std::vector<MySqlRow> create =
+            session.Query("SHOW CREATE SEQUENCE " + QuoteMySqlIdentifier(database) + "." + name);
+        std::vector<MySqlRow> state = session.Query(
+            "SELECT next_not_cached_value, cycle_count FROM " + QuoteMySqlIdentifier(database) +
+            "." + name);
+        counted.Write(Str(create.at(0)[1]) + ";\n");
+        counted.Write(fmt::format("SELECT SETVAL({}, {}, 0, {});\n", name, Str(state.at(0)[0]),
+                                  Str(state.at(0)[1])));
+      }
+    });
     InContext("cannot back up the table definitions", [&] {
       for (const TableToCopy& table : tables) {
         std::vector<MySqlRow> create = session.Query(
             "SHOW CREATE TABLE " + QuoteMySqlIdentifier(database) + "." +
             QuoteMySqlIdentifier(table.name));
-        counted.Write(Str(create.at(0)[1]) + ";\n");
+        // A default NEXTVAL(`db`.`seq`) must call the restored copy's own sequence.
+        std::string text = Str(create.at(0)[1]);
+        for (const char* call : {"nextval(", "lastval(", "NEXTVAL(", "LASTVAL("}) {
+          text = WithoutQualifier(text, database, call);
+        }
+        counted.Write(text + ";\n");
       }
     });
     archive.EndPart();
@@ -1181,8 +1210,12 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
     archive.EndPart();
   }
 
-  // The schema as of the snapshot; the rows were hashed as they were written.
+  // The schema as of the snapshot; the rows were hashed as they were written, a
+  // sequence's one row by the server.
   Fingerprint fingerprint = FingerprintMySql(session, database, true, /*hash_rows=*/false);
+  for (const std::string& sequence : sequences) {
+    data[sequence] = HashMySqlRows(session, database, sequence).Finish();
+  }
   fingerprint.tables = std::move(data);
   GuardMySql("finish the backup snapshot", [&] { session.Exec("COMMIT"); });
   shared.Complete();

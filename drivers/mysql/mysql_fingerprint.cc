@@ -306,13 +306,18 @@ std::string StripDefiner(const std::string& sql) {
   return sql.substr(0, begin) + sql.substr(end);
 }
 
-std::string NormaliseMySqlCreate(const std::string& sql, const std::string& database) {
-  std::string text = StripDefiner(sql);
-  const std::string qualifier = QuoteMySqlIdentifier(database) + ".";
+std::string WithoutQualifier(std::string text, const std::string& database,
+                             const std::string& before) {
+  const std::string qualifier = before + QuoteMySqlIdentifier(database) + ".";
   for (std::size_t at = text.find(qualifier); at != std::string::npos;
        at = text.find(qualifier, at)) {
-    text.erase(at, qualifier.size());
+    text.erase(at + before.size(), qualifier.size() - before.size());
   }
+  return text;
+}
+
+std::string NormaliseMySqlCreate(const std::string& sql, const std::string& database) {
+  std::string text = WithoutQualifier(StripDefiner(sql), database);
   std::string out;
   char quote = 0;
   bool space = false;
@@ -390,8 +395,12 @@ Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
       auto it = tables.find(Str(r[0]));
       if (it == tables.end()) continue;
       const std::string column = Str(r[1]);
+      // A default calling NEXTVAL names its sequence with the database; a restored copy's
+      // names its own.
+      std::optional<std::string> column_default = r[5];
+      if (column_default) column_default = WithoutQualifier(*column_default, database);
       std::string line = fmt::format("column {} {} null={} default={}", Name(column), Str(r[3]),
-                                     Str(r[4]), OrNull(r[5]));
+                                     Str(r[4]), OrNull(column_default));
       if (!Str(r[6]).empty()) line += " extra=" + QuoteIdentifier(Str(r[6]));
       if (r[7]) line += " charset=" + Str(r[7]) + " collation=" + Str(r[8]);
       if (!Str(r[9]).empty()) line += " generated=" + QuoteMySqlLiteral(Str(r[9]));

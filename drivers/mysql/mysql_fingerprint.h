@@ -91,6 +91,11 @@ std::vector<std::string> MySqlHashRanges(MySqlSession& session, const std::strin
 // qualification by `database`. Whitespace runs outside quotes collapse to one space.
 std::string NormaliseMySqlCreate(const std::string& sql, const std::string& database);
 
+// `text` without the qualifier "`database`." wherever it follows `before` (anywhere when
+// `before` is empty), e.g. before "nextval(" in a table's column default.
+std::string WithoutQualifier(std::string text, const std::string& database,
+                             const std::string& before = "");
+
 // SHOW CREATE output without its DEFINER clause, otherwise unchanged (for dumps: the
 // restored object then belongs to the restoring account, which needs no SUPER).
 std::string StripDefiner(const std::string& sql);

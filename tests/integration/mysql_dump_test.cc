@@ -60,6 +60,9 @@ const char* const kRichSchema[] = {
 ) ENGINE=InnoDB STATS_AUTO_RECALC=0)sql",
     // A restore turns statistics recalculation off while it loads and puts it back.
     "CREATE TABLE empty_one (id INT PRIMARY KEY) ENGINE=InnoDB STATS_AUTO_RECALC=1",
+    "CREATE SEQUENCE ticket START WITH 100 INCREMENT BY 5 CACHE 10",
+    "CREATE TABLE numbered (id BIGINT PRIMARY KEY DEFAULT NEXTVAL(ticket), note VARCHAR(10))",
+    "INSERT INTO numbered (note) VALUES ('a'), ('b'), ('c')",
     "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
     "CREATE VIEW z_base AS SELECT id, name FROM `select`",
     "CREATE VIEW a_top AS SELECT id FROM z_base WHERE id > 1",
@@ -170,6 +173,16 @@ TEST_F(MySqlBackup, RichSchemaRoundTripsWithIdenticalFingerprintAndContents) {
   // The AUTO_INCREMENT counter came back: the next row continues after the highest id.
   restored.Exec("INSERT INTO `select` (name, pos) VALUES ('next', POINT(0, 0))");
   EXPECT_EQ(restored.Query("SELECT MAX(id) FROM `select`").at(0).at(0), "3");
+  // The sequence goes on where the original would after a restart: at its first value
+  // not handed to a cache.
+  EXPECT_EQ(ShowCreate(restored, "SEQUENCE", "ticket", 1),
+            ShowCreate(*source_, "SEQUENCE", "ticket", 1));
+  EXPECT_EQ(TableContents(restored, "numbered"), TableContents(*source_, "numbered"));
+  const auto not_cached = source_->Query("SELECT next_not_cached_value FROM ticket").at(0).at(0);
+  ASSERT_TRUE(not_cached.has_value());
+  EXPECT_GE(std::stoll(*not_cached), 115);
+  restored.Exec("INSERT INTO numbered (note) VALUES ('d')");
+  EXPECT_EQ(restored.Query("SELECT id FROM numbered WHERE note = 'd'").at(0).at(0), not_cached);
   // The trigger works in the copy.
   restored.Exec("INSERT INTO child (id, parent) VALUES (7, 1)");
   EXPECT_EQ(restored.Query("SELECT note FROM child WHERE id = 7").at(0).at(0), "auto");
