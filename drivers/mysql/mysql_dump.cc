@@ -42,6 +42,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -239,8 +240,8 @@ class RowTextHashSink : public Sink {
 // Writes the rows of `table` and returns their fingerprint entry, hashed from the very
 // values written. Three threads share the work: this one reads the rows and formats the
 // INSERTs and the rows' hash texts; one hashes the texts (MD5); one checksums,
-// compresses and writes the part. On two cores that took a 1 GiB backup from 16-19 s
-// to about 11 s (docs/performance.md).
+// compresses and writes the part. On two cores that took a 1.2 GiB backup from 16-19 s
+// to 11-12 s (docs/performance.md).
 TableData CopyTableOut(MySqlSession& session, const std::string& database,
                        const TableToCopy& table, Sink& part) {
   const std::string target = QuoteMySqlIdentifier(table.name);
@@ -591,8 +592,6 @@ std::string CreateDatabaseSql(const std::string& name, const DatabaseOptions& op
   return sql;
 }
 
-// Loads every part into `database` (which exists and is empty): schema, the tables on
-// `jobs` sessions, then the post part.
 // Keeps InnoDB from recomputing the statistics of the tables of `database` while they
 // fill. Without this, MariaDB's background statistics task re-reads a table each time a
 // tenth more rows arrived and, measured on a 1 GiB table, burnt as much CPU as the load
@@ -673,7 +672,8 @@ std::string TableOfHeader(const std::string& line) {
 // idle.
 constexpr std::uint64_t kSplitHashBytes = 64u << 20;
 
-// Loads the schema, then the data parts on `jobs` sessions, largest first. A session that
+// Loads every part into `database` (which exists and is empty): the schema, then the data
+// parts on `jobs` sessions, largest first. A session that
 // loaded a table queues the hashing of its rows (in key ranges for a large table), which
 // the sessions take up as they come free, so checking overlaps loading. Then the post
 // part. Returns the hash of every loaded table, for CheckFingerprint.
@@ -684,7 +684,9 @@ std::map<std::string, TableData> LoadInto(const ArchiveReader& archive,
                                           SharedProgress& progress) {
   MySqlSession schema_session(target, database);
   InContext("cannot restore the schema", [&] { RunScript(schema_session, schema); });
-  PausedStatistics statistics(schema_session, database);
+  std::optional<PausedStatistics> statistics;
+  InContext("cannot read the restored tables",
+            [&] { statistics.emplace(schema_session, database); });
 
   struct Task {
     const PartInfo* part = nullptr;  // load this part, or else:
@@ -769,7 +771,7 @@ std::map<std::string, TableData> LoadInto(const ArchiveReader& archive,
   if (first_error) std::rethrow_exception(first_error);
 
   InContext("cannot put the tables' statistics settings back",
-            [&] { statistics.Resume(); });
+            [&] { statistics->Resume(); });
   const std::string post = ExtractText(archive, *plan.post);
   InContext("cannot restore views, routines, triggers and events",
             [&] { RunScript(schema_session, post); });
