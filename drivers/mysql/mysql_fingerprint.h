@@ -47,6 +47,7 @@ class MySqlRowHasher {
  public:
   void AddRow(const std::vector<const std::string*>& values);
   TableData Finish() const { return sums_.Finish(); }
+  const MySqlRowSums& sums() const { return sums_; }
 
   // AddRow in two steps, so they can run on different threads: the text a row is hashed
   // as, appended to `out`, and hashing such a text.

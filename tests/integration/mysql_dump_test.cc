@@ -3,11 +3,17 @@
 // writes is one consistent instant, and an in-place restore replaces the target.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "backup/store.h"
 #include "core/error.h"
+#include "core/sha256.h"
 #include "driver/driver.h"
 #include "drivers/mysql/mysql_fingerprint.h"
 #include "drivers/mysql/mysql_session.h"
@@ -236,6 +242,67 @@ TEST_F(MySqlBackup, FingerprintTellsNullFromEmptyAndNamesTheChangedItem) {
       DescribeDifferences(with_empty, driver->TakeFingerprint(false));
   ASSERT_FALSE(differences.empty());
   EXPECT_NE(differences.front().find("column n added"), std::string::npos) << differences.front();
+}
+
+// Swaps `from` for `to` in the data part of a backup and fixes every checksum, as a bug
+// that wrote a wrong value would: only the restore's check of the rows can notice.
+void AlterValueInBackup(const std::filesystem::path& backup, const std::string& part,
+                        const std::string& from, const std::string& to) {
+  const std::filesystem::path file = backup / "parts" / part;
+  const std::filesystem::path raw = backup / "raw.sql";
+  ASSERT_EQ(std::system(("zstd -dcq '" + file.string() + "' > '" + raw.string() + "'").c_str()), 0);
+  std::string text = testing::ReadFile(raw);
+  const std::size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), to);
+  testing::WriteFile(raw, text);
+  std::filesystem::remove(file);
+  ASSERT_EQ(std::system(("zstd -q --check '" + raw.string() + "' -o '" + file.string() + "'").c_str()),
+            0);
+  std::filesystem::remove(raw);
+  nlohmann::json manifest = nlohmann::json::parse(testing::ReadFile(backup / "manifest.json"));
+  for (auto& entry : manifest["parts"]) {
+    if (entry["name"] != part) continue;
+    entry["raw_sha256"] = Sha256Hex(text);
+    entry["raw_bytes"] = text.size();
+    const std::string stored = testing::ReadFile(file);
+    entry["sha256"] = Sha256Hex(stored);
+    entry["stored_bytes"] = stored.size();
+  }
+  testing::WriteFile(backup / "manifest.json", manifest.dump(2));
+  std::string sums;
+  std::istringstream lines(testing::ReadFile(backup / "SHA256SUMS"));
+  for (std::string line; std::getline(lines, line);) {
+    const std::string name = line.substr(line.find("  ") + 2);
+    sums += Sha256Hex(testing::ReadFile(backup / name)) + "  " + name + "\n";
+  }
+  testing::WriteFile(backup / "SHA256SUMS", sums);
+}
+
+TEST_F(MySqlBackup, ARestoreWhoseRowsDifferFromTheBackupIsRefusedAndDropped) {
+  source_->Exec("CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(10))");
+  source_->Exec("INSERT INTO t VALUES (1, 'apple'), (2, 'pear')");
+  auto driver = OpenDriver(source_->url());
+  const BackupResult backup = Backup(*driver);
+  AlterValueInBackup(backup.dir, "t1.sql.zst", "'pear'", "'peach'");
+  ArchiveReader archive = ArchiveReader::Open(backup.dir);
+  ASSERT_NO_THROW(archive.CheckParts());  // every checksum agrees with the altered part
+
+  DatabaseUrl target = server_;
+  target.database = source_->name() + "_r";
+  try {
+    RestoreArchive(archive, target, RestoreOptions{}, nullptr);
+    FAIL() << "the altered row went unnoticed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), Category::kIntegrity) << e.what();
+    EXPECT_NE(std::string(e.what()).find("differs from what was backed up"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("table t: same row count (2) but different content"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(source_->Query("SHOW DATABASES LIKE '" + target.database + "'").empty())
+      << "the database the failed restore created is still there";
 }
 
 TEST_F(MySqlBackup, BackupUnderConcurrentWritesIsOneInstant) {
