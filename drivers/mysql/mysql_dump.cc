@@ -1040,7 +1040,7 @@ RestoreReport ReplaceTables(const ArchiveReader& archive, const DatabaseUrl& tar
   const auto parts = FindTableParts(archive, plan, options.tables);
   MySqlSession session(target, database);
   GuardMySql("read the tables to replace", [&] {
-    const Fingerprint now = FingerprintMySql(session, database, true, /*hash_rows=*/false);
+    const Fingerprint now = FingerprintMySql(session, database, true, FingerprintDepth::kSchema);
     RefuseChangedColumns(manifest.fingerprint, now, options.tables, shown, manifest.id);
     for (const MySqlRow& r : session.Query(
              "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
@@ -1074,7 +1074,7 @@ RestoreReport ReplaceTables(const ArchiveReader& archive, const DatabaseUrl& tar
       });
     }
     const Fingerprint loaded = GuardMySql("check the loaded tables", [&] {
-      return FingerprintMySql(scratch, temporary, true);
+      return FingerprintMySql(scratch, temporary, true, FingerprintDepth::kFull);
     });
     for (const std::string& key : options.tables) {
       auto expected = manifest.fingerprint.tables.find(key);
@@ -1275,7 +1275,7 @@ Fingerprint DumpMySql(const DatabaseUrl& url, ArchiveWriter& archive, int /*jobs
 
   // The schema as of the snapshot; the rows were hashed as they were written, a
   // sequence's one row by the server.
-  Fingerprint fingerprint = FingerprintMySql(session, database, true, /*hash_rows=*/false);
+  Fingerprint fingerprint = FingerprintMySql(session, database, true, FingerprintDepth::kSchema);
   for (const std::string& sequence : sequences) {
     data[sequence] = HashMySqlRows(session, database, sequence).Finish();
   }

@@ -352,12 +352,6 @@ std::string NormaliseMySqlCreate(const std::string& sql, const std::string& data
 }
 
 Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
-                             bool include_metadata, bool hash_rows) {
-  return FingerprintMySql(session, database, include_metadata,
-                          hash_rows ? FingerprintDepth::kFull : FingerprintDepth::kSchema);
-}
-
-Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
                              bool include_metadata, FingerprintDepth depth,
                              const TableFilter& read_in_full) {
   return GuardMySql("fingerprint the database", [&] {

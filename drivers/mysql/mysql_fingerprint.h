@@ -63,13 +63,11 @@ class MySqlRowHasher {
 // REPEATABLE READ transaction started WITH CONSISTENT SNAPSHOT: row data is then read as
 // of that snapshot; information_schema is always read as it is now). Sets the session's
 // time_zone to '+00:00' so TIMESTAMP values hash the same whatever the session had.
-// include_metadata: also safemig_migrations and safemig_journal. Throws
+// include_metadata: also safemig_migrations and safemig_journal. To `depth`
+// (core/fingerprint.h), and in full for the tables `read_in_full` names: kFull hashes
+// every table's rows, kRowCounts counts them exactly (COUNT(*)), kSchema reads no table
+// (fingerprint.tables is left empty; a dump fills it with MySqlRowHasher). Throws
 // Error(kMigrationFailed) on a query failure.
-// hash_rows false: fingerprint.tables is left empty (a dump fills it with MySqlRowHasher).
-Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
-                             bool include_metadata, bool hash_rows = true);
-// The same to `depth` (core/fingerprint.h), and in full for the tables `read_in_full`
-// names: kRowCounts counts each table's rows exactly (COUNT(*)); kSchema reads no table.
 Fingerprint FingerprintMySql(MySqlSession& session, const std::string& database,
                              bool include_metadata, FingerprintDepth depth,
                              const TableFilter& read_in_full = {});

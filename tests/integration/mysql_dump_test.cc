@@ -207,7 +207,7 @@ TEST_F(MySqlBackup, RowHashesOfKeyRangesAddUpToTheWholeTable) {
   source_->Exec("INSERT INTO textkey VALUES ('a'), ('b')");
   source_->Exec("CREATE TABLE none (id INT PRIMARY KEY)");
   MySqlSession session(source_->url());
-  const Fingerprint whole = FingerprintMySql(session, source_->name(), false);
+  const Fingerprint whole = FingerprintMySql(session, source_->name(), false, FingerprintDepth::kFull);
   for (const std::string table : {"r", "u", "one", "nokey", "textkey", "none"}) {
     for (int parts : {1, 2, 3, 7}) {
       const std::vector<std::string> ranges =
