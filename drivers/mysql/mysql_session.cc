@@ -193,16 +193,6 @@ Error TranslateMySql(const sql::SQLException& e, const std::string& what) {
                fmt::format("could not {}: {}", what, DescribeMySqlError(e)));
 }
 
-std::string QuoteMySqlIdentifier(std::string_view name) {
-  std::string quoted = "`";
-  for (char c : name) {
-    quoted.push_back(c);
-    if (c == '`') quoted.push_back('`');
-  }
-  quoted.push_back('`');
-  return quoted;
-}
-
 std::string QuoteMySqlLiteral(std::string_view value) {
   bool plain = true;
   for (char c : value) {

@@ -25,6 +25,7 @@
 
 #include "config/url.h"
 #include "core/error.h"
+#include "core/sql_quote.h"  // QuoteMySqlIdentifier
 
 namespace safemig {
 
@@ -80,8 +81,6 @@ auto GuardMySql(const std::string& what, Fn&& fn) -> decltype(fn()) {
   }
 }
 
-// `name` in backticks with embedded backticks doubled.
-std::string QuoteMySqlIdentifier(std::string_view name);
 // `value` as a SQL string literal that means the same bytes under every sql_mode
 // (backslash escapes or not): '' when empty, otherwise a hex literal X'...' for bytes that
 // are not plain printable ASCII, '...' for the rest. Safe for any bytes.

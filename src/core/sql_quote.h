@@ -18,4 +18,16 @@ inline std::string QuoteIdentifier(std::string_view name) {
   return quoted;
 }
 
+// `name` in backticks with embedded backticks doubled: MySQL's and MariaDB's quoting,
+// safe for any name whatever the sql_mode.
+inline std::string QuoteMySqlIdentifier(std::string_view name) {
+  std::string quoted = "`";
+  for (char c : name) {
+    quoted.push_back(c);
+    if (c == '`') quoted.push_back('`');
+  }
+  quoted.push_back('`');
+  return quoted;
+}
+
 }  // namespace safemig

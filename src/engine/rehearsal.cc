@@ -132,16 +132,7 @@ std::string QuotedFor(Dialect dialect, const std::string& shown) {
   std::string sql;
   for (const std::string& part : NameParts(shown)) {
     if (!sql.empty()) sql.push_back('.');
-    if (dialect != Dialect::kMySql) {
-      sql += QuoteIdentifier(part);
-      continue;
-    }
-    sql.push_back('`');
-    for (char c : part) {
-      sql.push_back(c);
-      if (c == '`') sql.push_back('`');
-    }
-    sql.push_back('`');
+    sql += dialect == Dialect::kMySql ? QuoteMySqlIdentifier(part) : QuoteIdentifier(part);
   }
   return sql;
 }
