@@ -7,9 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
-#include <iomanip>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -39,61 +37,6 @@ std::string IdSafe(const std::string& text) {
   return out;
 }
 
-// Parses ISO 8601 date-times: "2026-11-26T02:47:16.123Z", "2026-11-26 02:47:16+01:00",
-// "2026-11-26T02:47" (no zone: UTC), "2026-11-26" (midnight UTC). nullopt when malformed.
-std::optional<std::chrono::system_clock::time_point> ParseIso(const std::string& text) {
-  using std::chrono::system_clock;
-  std::tm tm{};
-  std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%d");
-  if (in.fail()) return std::nullopt;
-  std::chrono::milliseconds offset{0};
-  std::chrono::milliseconds fraction{0};
-  if (in.peek() == 'T' || in.peek() == 't' || in.peek() == ' ') {
-    in.get();
-    in >> std::get_time(&tm, "%H:%M");
-    if (in.fail()) return std::nullopt;
-    if (in.peek() == ':') {
-      in.get();
-      int seconds = -1;
-      char tens = static_cast<char>(in.get());
-      char ones = static_cast<char>(in.get());
-      if (std::isdigit(static_cast<unsigned char>(tens)) == 0 ||
-          std::isdigit(static_cast<unsigned char>(ones)) == 0) {
-        return std::nullopt;
-      }
-      seconds = (tens - '0') * 10 + (ones - '0');
-      if (seconds > 60) return std::nullopt;
-      tm.tm_sec = seconds;
-      if (in.peek() == '.' || in.peek() == ',') {
-        in.get();
-        int scale = 100;
-        while (std::isdigit(in.peek()) != 0) {
-          fraction += std::chrono::milliseconds((in.get() - '0') * scale);
-          scale /= 10;
-        }
-      }
-    }
-    const int zone = in.peek();
-    if (zone == 'Z' || zone == 'z') {
-      in.get();
-    } else if (zone == '+' || zone == '-') {
-      in.get();
-      int hours = 0;
-      int minutes = 0;
-      char colon = 0;
-      in >> hours;
-      if (in.peek() == ':') in >> colon;
-      in >> minutes;
-      if (in.fail() || hours > 23 || minutes > 59) return std::nullopt;
-      offset = std::chrono::hours(hours) + std::chrono::minutes(minutes);
-      if (zone == '-') offset = -offset;
-    }
-  }
-  if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
-  return system_clock::from_time_t(timegm(&tm)) + fraction - offset;
-}
-
 bool TakenBeforeChange(const BackupEntry& entry) {
   return entry.manifest &&
          (entry.manifest->reason == "before-up" || entry.manifest->reason == "before-down");
@@ -101,14 +44,10 @@ bool TakenBeforeChange(const BackupEntry& entry) {
 
 }  // namespace
 
-std::optional<std::chrono::system_clock::time_point> ParseCreatedAt(const std::string& text) {
-  return ParseIso(text);
-}
-
 std::chrono::system_clock::time_point ParseBackupTime(const std::string& text,
                                                       const std::string& flag,
                                                       std::chrono::system_clock::time_point now) {
-  if (auto point = ParseIso(text)) return *point;
+  if (auto point = ParseIso8601(text)) return *point;
   try {
     return now - ParseDuration(text, flag);
   } catch (const Error&) {
@@ -129,7 +68,7 @@ std::vector<BackupEntry> FilterBackups(std::vector<BackupEntry> entries,
     if (conditions) {
       if (!entry.manifest) continue;
       const Manifest& m = *entry.manifest;
-      const auto created = ParseIso(m.created_at);
+      const auto created = ParseIso8601(m.created_at);
       if ((filter.before || filter.after) && !created) continue;
       if (filter.before && !(*created < *filter.before)) continue;
       if (filter.after && *created < *filter.after) continue;
@@ -285,7 +224,7 @@ std::vector<std::string> BackupStore::Prune(const Retention& retention,
     if (retention.keep_last && static_cast<int>(newer) < *retention.keep_last) kept = true;
     if (retention.max_age) {
       std::optional<std::chrono::system_clock::time_point> created;
-      if (entry.manifest) created = ParseIso(entry.manifest->created_at);
+      if (entry.manifest) created = ParseIso8601(entry.manifest->created_at);
       if (!created || now - *created <= *retention.max_age) kept = true;
     }
     if (!retention.keep_last && !retention.max_age) kept = true;

@@ -57,10 +57,6 @@ std::chrono::system_clock::time_point ParseBackupTime(const std::string& text,
                                                       const std::string& flag,
                                                       std::chrono::system_clock::time_point now);
 
-// A manifest's created_at ("2026-11-26T03:24:07.828Z") as a time point; nullopt when
-// malformed.
-std::optional<std::chrono::system_clock::time_point> ParseCreatedAt(const std::string& text);
-
 class BackupStore {
  public:
   explicit BackupStore(std::filesystem::path dir) : dir_(std::move(dir)) {}

@@ -3,10 +3,13 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <iomanip>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -34,34 +37,65 @@ std::string FormatIso8601(std::chrono::system_clock::time_point when) {
 std::string NowIso8601() { return FormatIso8601(std::chrono::system_clock::now()); }
 
 std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text) {
+  using std::chrono::system_clock;
   std::tm tm{};
-  int millis = 0;
-  int consumed = 0;
-  const std::string copy(text);
-  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-      consumed != 19) {
-    return std::nullopt;
-  }
-  std::string_view rest = text.substr(19);
-  if (!rest.empty() && rest.front() == '.') {
-    std::size_t digits = 1;
-    while (digits < rest.size() && digits <= 3 && rest[digits] >= '0' && rest[digits] <= '9') {
-      millis = millis * 10 + (rest[digits] - '0');
-      ++digits;
+  std::istringstream in{std::string(text)};
+  in >> std::get_time(&tm, "%Y-%m-%d");
+  if (in.fail()) return std::nullopt;
+  std::chrono::milliseconds offset{0};
+  std::chrono::milliseconds fraction{0};
+  if (in.peek() == 'T' || in.peek() == 't' || in.peek() == ' ') {
+    in.get();
+    in >> std::get_time(&tm, "%H:%M");
+    if (in.fail()) return std::nullopt;
+    if (in.peek() == ':') {
+      in.get();
+      int seconds = -1;
+      char tens = static_cast<char>(in.get());
+      char ones = static_cast<char>(in.get());
+      if (std::isdigit(static_cast<unsigned char>(tens)) == 0 ||
+          std::isdigit(static_cast<unsigned char>(ones)) == 0) {
+        return std::nullopt;
+      }
+      seconds = (tens - '0') * 10 + (ones - '0');
+      if (seconds > 60) return std::nullopt;
+      tm.tm_sec = seconds;
+      if (in.peek() == '.' || in.peek() == ',') {
+        in.get();
+        int scale = 100;
+        while (std::isdigit(in.peek()) != 0) {
+          fraction += std::chrono::milliseconds((in.get() - '0') * scale);
+          scale /= 10;
+        }
+      }
     }
-    if (digits != 4) return std::nullopt;
-    rest = rest.substr(digits);
+    const int zone = in.peek();
+    if (zone == 'Z' || zone == 'z') {
+      in.get();
+    } else if (zone == '+' || zone == '-') {
+      in.get();
+      // +hh:mm, +hhmm or +hh.
+      auto two_digits = [&in]() -> int {
+        const int tens = in.get();
+        const int ones = in.get();
+        if (std::isdigit(tens) == 0 || std::isdigit(ones) == 0) return -1;
+        return (tens - '0') * 10 + (ones - '0');
+      };
+      const int hours = two_digits();
+      int minutes = 0;
+      if (in.peek() == ':') {
+        in.get();
+        minutes = two_digits();
+      } else if (std::isdigit(in.peek()) != 0) {
+        minutes = two_digits();
+      }
+      if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) return std::nullopt;
+      offset = std::chrono::hours(hours) + std::chrono::minutes(minutes);
+      if (zone == '-') offset = -offset;
+    }
   }
-  if (rest == "Z") rest = {};
-  if (!rest.empty() || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  const std::time_t seconds = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(seconds) + std::chrono::milliseconds(millis);
+  if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
+  return system_clock::from_time_t(timegm(&tm)) + fraction - offset;
 }
 
 std::string FormatVersionStamp(std::chrono::system_clock::time_point when) {

@@ -11,8 +11,9 @@ namespace safemig {
 // "2026-11-26T02:47:16.123Z" for `when` (default: now), UTC, millisecond precision.
 std::string FormatIso8601(std::chrono::system_clock::time_point when);
 std::string NowIso8601();
-// The inverse of FormatIso8601: "2026-11-26T02:47:16.123Z", also without the milliseconds
-// or the "Z". nullopt for anything else.
+// ISO 8601 date-times, as safemig writes them and as people type them:
+// "2026-11-26T02:47:16.123Z" (FormatIso8601's form), "2026-11-26 02:47:16+01:00",
+// "2026-11-26T02:47" (no zone: UTC), "2026-11-26" (midnight UTC). nullopt when malformed.
 std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text);
 
 // "20261126024716" for `when`: the version format `safemig new` writes.
