@@ -786,7 +786,9 @@ std::map<std::string, TableData> LoadInto(const ArchiveReader& archive,
               it == columns.end()
                   ? HashMySqlRows(session, database, task.table, task.where)
                   : InContext("cannot read back the rows of " + QuoteMySqlIdentifier(task.table),
-                              [&] { return ReadBackRows(session, database, it->second, task.where); });
+                              [&] {
+                                return ReadBackRows(session, database, it->second, task.where);
+                              });
           std::lock_guard<std::mutex> lock(mutex);
           sums[task.table].Add(rows);
           continue;

@@ -196,7 +196,8 @@ TEST_F(MySqlBackup, RichSchemaRoundTripsWithIdenticalFingerprintAndContents) {
 
 TEST_F(MySqlBackup, RowHashesOfKeyRangesAddUpToTheWholeTable) {
   source_->Exec("CREATE TABLE r (id BIGINT PRIMARY KEY, v VARCHAR(20))");
-  source_->Exec("INSERT INTO r SELECT CAST(seq AS SIGNED) - 500, CONCAT('v', seq) FROM seq_1_to_1000");
+  source_->Exec(
+      "INSERT INTO r SELECT CAST(seq AS SIGNED) - 500, CONCAT('v', seq) FROM seq_1_to_1000");
   source_->Exec("CREATE TABLE u (id BIGINT UNSIGNED PRIMARY KEY, v INT)");
   source_->Exec("INSERT INTO u VALUES (0, 1), (1, NULL), (18446744073709551615, 3)");
   source_->Exec("CREATE TABLE one (id INT PRIMARY KEY)");
@@ -207,7 +208,8 @@ TEST_F(MySqlBackup, RowHashesOfKeyRangesAddUpToTheWholeTable) {
   source_->Exec("INSERT INTO textkey VALUES ('a'), ('b')");
   source_->Exec("CREATE TABLE none (id INT PRIMARY KEY)");
   MySqlSession session(source_->url());
-  const Fingerprint whole = FingerprintMySql(session, source_->name(), false, FingerprintDepth::kFull);
+  const Fingerprint whole =
+      FingerprintMySql(session, source_->name(), false, FingerprintDepth::kFull);
   for (const std::string table : {"r", "u", "one", "nokey", "textkey", "none"}) {
     for (int parts : {1, 2, 3, 7}) {
       const std::vector<std::string> ranges =
@@ -257,8 +259,8 @@ void AlterValueInBackup(const std::filesystem::path& backup, const std::string& 
   text.replace(at, from.size(), to);
   testing::WriteFile(raw, text);
   std::filesystem::remove(file);
-  ASSERT_EQ(std::system(("zstd -q --check '" + raw.string() + "' -o '" + file.string() + "'").c_str()),
-            0);
+  const std::string compress = "zstd -q --check '" + raw.string() + "' -o '" + file.string() + "'";
+  ASSERT_EQ(std::system(compress.c_str()), 0);
   std::filesystem::remove(raw);
   nlohmann::json manifest = nlohmann::json::parse(testing::ReadFile(backup / "manifest.json"));
   for (auto& entry : manifest["parts"]) {
