@@ -183,9 +183,10 @@ class StringSource : public Source {
 // Passes what is written on to `next` on a thread of its own, in blocks of about
 // `block_bytes` with at most `depth` blocks waiting (memory stays bounded), so the caller
 // goes on producing while `next` hashes, compresses or writes. A single Write() is never
-// split across blocks. Flush() returns once `next` has had everything; it and any later
-// Write() rethrow the first error `next` threw. Finish() flushes, then finishes `next` on
-// the caller's thread. Destroyed without either, it drops what was waiting and joins.
+// split across blocks. Flush() returns once `next` has had everything; it, and every
+// Write() that completes a block, rethrow the first error `next` threw (blocks after that
+// error are dropped, not written). Finish() flushes, then finishes `next` on the caller's
+// thread. Destroyed without either, it drops what was waiting and joins.
 // The one exception to "one thread per chain": `next` runs on the background thread.
 class BackgroundSink : public Sink {
  public:
