@@ -2,16 +2,25 @@
 // safemig binary as a user would.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <array>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/fingerprint.h"
 
@@ -102,6 +111,54 @@ inline CommandResult RunSafemig(const std::string& args,
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   result.err = ReadFile(err_file);
   std::filesystem::remove(err_file);
+  return result;
+}
+
+// A run's journal details (JSON) say it is in the middle of statement `statement` of a
+// migration: what a run records before each statement, so a crash there can be found.
+inline bool JournalAtStatement(const std::string& details, int statement) {
+  auto json = nlohmann::json::parse(details, nullptr, false);
+  return json.is_object() && json.contains("in_progress") &&
+         json["in_progress"]["statement"] == statement;
+}
+
+struct KilledRun {
+  bool reached = false;  // `reached` said yes before the deadline
+  bool killed = false;   // the run was still going, and SIGKILL ended it
+};
+
+// Starts `safemig ARGS` in `cwd` with `env` added (output discarded), asks `reached` every
+// 40 ms for up to two minutes, then kills the run with SIGKILL, as a power cut would.
+inline KilledRun KillSafemigWhen(const std::vector<std::string>& args,
+                                 const std::filesystem::path& cwd,
+                                 const std::vector<std::pair<std::string, std::string>>& env,
+                                 const std::function<bool()>& reached) {
+  pid_t pid = ::fork();
+  if (pid < 0) return {};
+  if (pid == 0) {
+    if (::chdir(cwd.c_str()) != 0) ::_exit(127);
+    ::unsetenv("SAFEMIG_DATABASE_URL");
+    for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
+    std::vector<char*> argv = {const_cast<char*>(SAFEMIG_BINARY)};
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    if (std::freopen("/dev/null", "w", stdout) == nullptr ||
+        std::freopen("/dev/null", "w", stderr) == nullptr) {
+      ::_exit(127);
+    }
+    ::execv(SAFEMIG_BINARY, argv.data());
+    ::_exit(127);
+  }
+  KilledRun result;
+  // Backups and the rehearsal come first; on a loaded machine they take a while.
+  for (int i = 0; i < 3000 && !result.reached; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    result.reached = reached();
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.killed = WIFSIGNALED(status);
   return result;
 }
 

@@ -192,12 +192,6 @@ void MySqlRowHasher::AddRowText(std::string_view text) {
   ++sums_.rows;
 }
 
-void MySqlRowHasher::AddRow(const std::vector<const std::string*>& values) {
-  text_.clear();
-  AppendRowText(text_, values);
-  AddRowText(text_);
-}
-
 void MySqlRowSums::Add(const MySqlRowSums& other) {
   rows += other.rows;
   lane1 += other.lane1;

@@ -42,20 +42,15 @@ struct MySqlRowSums {
 
 // The row hash of the fingerprint computed on the client from values as a dump reads them
 // (NULL as nullptr, in the stored columns' name order), equal to what FingerprintMySql
-// computes on the server for the same rows.
+// computes on the server for the same rows. In two steps, so they can run on different
+// threads: the text a row is hashed as, appended to `out`, and hashing such a text.
 class MySqlRowHasher {
  public:
-  void AddRow(const std::vector<const std::string*>& values);
-  TableData Finish() const { return sums_.Finish(); }
-  const MySqlRowSums& sums() const { return sums_; }
-
-  // AddRow in two steps, so they can run on different threads: the text a row is hashed
-  // as, appended to `out`, and hashing such a text.
   static void AppendRowText(std::string& out, const std::vector<const std::string*>& values);
   void AddRowText(std::string_view text);
+  const MySqlRowSums& sums() const { return sums_; }
 
  private:
-  std::string text_;
   MySqlRowSums sums_;
 };
 

@@ -3,14 +3,8 @@
 // database back exactly as it was before that run; after that, runs go on.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "core/fingerprint.h"
 #include "driver/driver.h"
@@ -67,38 +61,21 @@ class MySqlRecoverTest : public ::testing::Test {
   // Starts `safemig up`, waits until its journal says statement 2 has started, and kills
   // it as a power cut would.
   void KillUpDuringStatement2() {
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      if (::chdir(dir_.path().c_str()) != 0) ::_exit(127);
-      ::setenv("SAFEMIG_DATABASE_URL", url_.c_str(), 1);
-      const std::string dir = (dir_ / "migrations").string();
-      ::freopen("/dev/null", "w", stdout);
-      ::freopen("/dev/null", "w", stderr);
-      ::execl(SAFEMIG_BINARY, SAFEMIG_BINARY, "up", "--dir", dir.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    bool reached = false;
-    // The backup and the rehearsal on a copy come first; on a loaded machine they take a while.
-    for (int i = 0; i < 3000 && !reached; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(40));
-      try {
-        for (const MySqlRow& row :
-             db_->Query("SELECT details FROM safemig_journal ORDER BY id DESC LIMIT 1")) {
-          auto details = nlohmann::json::parse(row[0].value_or(""), nullptr, false);
-          reached = details.is_object() && details.contains("in_progress") &&
-                    details["in_progress"]["statement"] == 2;
-        }
-      } catch (const std::exception&) {
-        // The journal table is not there yet; look again.
-      }
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(reached) << "the run never journaled its second statement";
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+    const testing::KilledRun run = testing::KillSafemigWhen(
+        {"up", "--dir", (dir_ / "migrations").string()}, dir_.path(),
+        {{"SAFEMIG_DATABASE_URL", url_}}, [&] {
+          try {
+            for (const MySqlRow& row :
+                 db_->Query("SELECT details FROM safemig_journal ORDER BY id DESC LIMIT 1")) {
+              return testing::JournalAtStatement(row[0].value_or(""), 2);
+            }
+          } catch (const std::exception&) {
+            // The journal table is not there yet; look again.
+          }
+          return false;
+        });
+    ASSERT_TRUE(run.reached) << "the run never journaled its second statement";
+    ASSERT_TRUE(run.killed) << "the run finished before it could be killed";
   }
 
   std::unique_ptr<ScratchMySqlDatabase> db_;

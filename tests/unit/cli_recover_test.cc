@@ -2,14 +2,8 @@
 // and `safemig recover` puts the database back as it was before that run.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
-
-#include <chrono>
-#include <thread>
 
 #include "test_util.h"
 
@@ -58,40 +52,22 @@ class RecoverTest : public ::testing::Test {
   // Starts `safemig up`, waits until its journal says the slow statement has started, and
   // kills it as a power cut would.
   void KillUpDuringSlowStatement() {
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      if (::chdir(dir_.path().c_str()) != 0) ::_exit(127);  // backups go beside the database
-      std::string dir = (dir_ / "migrations").string();
-      std::string url = "sqlite:" + Db();
-      ::freopen("/dev/null", "w", stdout);
-      ::freopen("/dev/null", "w", stderr);
-      ::execl(SAFEMIG_BINARY, SAFEMIG_BINARY, "up", "--dir", dir.c_str(), "--url", url.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    bool reached = false;
-    // The rehearsal on the copy comes first; on a loaded machine that takes a while.
-    for (int i = 0; i < 3000 && !reached; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(40));
-      try {
-        SQLite::Database db(Db(), SQLite::OPEN_READONLY);
-        db.setBusyTimeout(100);
-        SQLite::Statement query(db, "SELECT details FROM safemig_journal ORDER BY id DESC LIMIT 1");
-        if (query.executeStep()) {
-          auto details = nlohmann::json::parse(query.getColumn(0).getString(), nullptr, false);
-          reached = details.is_object() && details.contains("in_progress") &&
-                    details["in_progress"]["statement"] == 2;
-        }
-      } catch (const SQLite::Exception&) {
-        // The writer holds the database for a moment; look again.
-      }
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(reached) << "the run never journaled its second statement";
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+    const testing::KilledRun run = testing::KillSafemigWhen(
+        {"up", "--dir", (dir_ / "migrations").string(), "--url", "sqlite:" + Db()}, dir_.path(),
+        {}, [&] {
+          try {
+            SQLite::Database db(Db(), SQLite::OPEN_READONLY);
+            db.setBusyTimeout(100);
+            SQLite::Statement query(db,
+                                    "SELECT details FROM safemig_journal ORDER BY id DESC LIMIT 1");
+            return query.executeStep() &&
+                   testing::JournalAtStatement(query.getColumn(0).getString(), 2);
+          } catch (const SQLite::Exception&) {
+            return false;  // the writer holds the database for a moment; look again
+          }
+        });
+    ASSERT_TRUE(run.reached) << "the run never journaled its second statement";
+    ASSERT_TRUE(run.killed) << "the run finished before it could be killed";
   }
 
   TempDir dir_;
