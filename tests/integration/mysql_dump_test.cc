@@ -307,6 +307,27 @@ TEST_F(MySqlBackup, ARestoreWhoseRowsDifferFromTheBackupIsRefusedAndDropped) {
       << "the database the failed restore created is still there";
 }
 
+TEST_F(MySqlBackup, ADataPartThatDoesNotNameItsTableIsRefusedAndTheCopyDropped) {
+  source_->Exec("CREATE TABLE t (id INT PRIMARY KEY)");
+  source_->Exec("INSERT INTO t VALUES (1)");
+  auto driver = OpenDriver(source_->url());
+  const BackupResult backup = Backup(*driver);
+  AlterValueInBackup(backup.dir, "t1.sql.zst", "-- safemig table: `t`", "-- a table");
+  DatabaseUrl target = server_;
+  target.database = source_->name() + "_r";
+  try {
+    RestoreArchive(ArchiveReader::Open(backup.dir), target, RestoreOptions{}, nullptr);
+    FAIL() << "a part without its table's name was restored";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), Category::kIntegrity) << e.what();
+    EXPECT_NE(std::string(e.what()).find("part t1.sql.zst of backup " + backup.manifest.id +
+                                         " does not say which table it fills"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(source_->Query("SHOW DATABASES LIKE '" + target.database + "'").empty());
+}
+
 TEST_F(MySqlBackup, BackupUnderConcurrentWritesIsOneInstant) {
   source_->Exec("CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB");
   source_->Exec("CREATE TABLE b (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB");
